@@ -1,0 +1,33 @@
+# igpt: build, test and benchmark. `make test` installs what it needs first (Debian packages).
+SHELL := /bin/bash
+PACKAGES := libopenblas-dev libzmq3-dev liblz4-dev libstb-dev pkg-config
+SWIFT_TEST_FLAGS := -c release -Xswiftc -enable-testing
+
+.PHONY: setup build test bench clean
+
+## setup: install missing Debian packages (a no-op when all are present)
+setup:
+	@missing=""; for p in $(PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	else echo "setup: all packages present"; fi
+
+## build: release build of the igpt binary (.build/release/igpt)
+build: setup
+	swift build -c release
+
+## test: unit and end-to-end tests (release build with testing enabled)
+test: setup
+	swift build $(SWIFT_TEST_FLAGS) --product igpt
+	swift test $(SWIFT_TEST_FLAGS)
+
+## bench: training throughput at the reference shape, beside the sgemm ceiling
+bench: build
+	.build/release/igpt bench --layers 8 --embd 256 --heads 8 --seq 196 --batch 16 --vocab 16 --threads 2 --steps 10
+
+clean:
+	rm -rf .build

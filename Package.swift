@@ -1,0 +1,36 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+/// Release builds drop Swift's runtime checks in the numeric hot loops (platform-notes.md).
+let releaseFlags: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+
+let package = Package(
+  name: "igpt",
+  platforms: [.macOS(.v13)],
+  products: [.executable(name: "igpt", targets: ["igpt"])],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+  ],
+  targets: [
+    // Thin C shims over Debian's system libraries, found through pkg-config.
+    .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+    .systemLibrary(name: "CZeroMQ", pkgConfig: "libzmq", providers: [.apt(["libzmq3-dev"])]),
+    .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
+    .target(name: "CImage"),  // stb headers from libstb-dev; the implementation compiled here
+
+    .target(name: "IGPTKernels", dependencies: ["CBLAS"], swiftSettings: releaseFlags),
+    .target(name: "IGPTModel", dependencies: ["IGPTKernels"], swiftSettings: releaseFlags),
+    .executableTarget(
+      name: "igpt",
+      dependencies: [
+        "IGPTKernels", "IGPTModel",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ],
+      swiftSettings: releaseFlags),
+
+    .testTarget(name: "IGPTKernelsTests", dependencies: ["IGPTKernels"]),
+    .testTarget(name: "IGPTModelTests", dependencies: ["IGPTModel", "IGPTKernels"]),
+    .testTarget(name: "IGPTEndToEndTests", dependencies: ["IGPTModel", "IGPTKernels"]),
+  ],
+  swiftLanguageModes: [.v5]
+)

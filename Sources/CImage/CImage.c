@@ -1,0 +1,20 @@
+#define STB_IMAGE_IMPLEMENTATION
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#define STBI_ONLY_PNG
+#define STBI_ONLY_JPEG
+#define STBI_ONLY_BMP
+#include <stb/stb_image.h>
+#include <stb/stb_image_write.h>
+#include "CImage.h"
+
+unsigned char *cimage_load(const char *path, int *w, int *h, int *c, int wanted) {
+  return stbi_load(path, w, h, c, wanted);
+}
+unsigned char *cimage_load_memory(const unsigned char *b, int n, int *w, int *h, int *c, int wanted) {
+  return stbi_load_from_memory(b, n, w, h, c, wanted);
+}
+void cimage_free(void *p) { stbi_image_free(p); }
+int cimage_write_png(const char *path, int w, int h, int c, const unsigned char *p) {
+  return stbi_write_png(path, w, h, c, p, w * c);
+}
+const char *cimage_failure_reason(void) { return stbi_failure_reason(); }

@@ -1,0 +1,33 @@
+import CBLAS
+
+/// Row-major single-precision matrix products through OpenBLAS, and what OpenBLAS is running on.
+///
+/// igpt parallelises across its own threads (`Parallel`), so OpenBLAS itself is kept at one
+/// thread: each of our threads calls `sgemm` on a disjoint block. That avoids OpenBLAS's
+/// spinning worker threads competing with ours for the same two cores.
+public enum BLAS {
+  /// The kernel family OpenBLAS selected when it was loaded ("Haswell", "SkylakeX", "Prescott"...).
+  public static var coreName: String {
+    guard let name = openblas_get_corename() else { return "unknown" }
+    return String(cString: name)
+  }
+
+  /// Sets OpenBLAS's own thread count (1 during training; the ceiling benchmark raises it).
+  public static func setThreads(_ n: Int) { openblas_set_num_threads(Int32(n)) }
+
+  /// C (M, N) = alpha * op(A) @ op(B) + beta * C, all row-major.
+  /// op(A) is (M, K): A is (M, K) with leading dimension lda, or (K, M) when transA.
+  /// op(B) is (K, N): B is (K, N) with leading dimension ldb, or (N, K) when transB.
+  @inline(__always)
+  public static func sgemm(
+    transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
+    alpha: Float = 1, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+    beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+  ) {
+    if m == 0 || n == 0 { return }
+    cblas_sgemm(
+      CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+      blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c,
+      blasint(ldc))
+  }
+}

@@ -1,0 +1,46 @@
+import Dispatch
+
+/// Fixed, deterministic work splitting over igpt's own threads.
+///
+/// `Parallel.threads` is set once at start (`--threads`); every kernel splits its work into that
+/// many contiguous chunks, so which element each thread computes, and in what order it sums, is a
+/// function of the thread count alone: runs repeat bit for bit.
+public enum Parallel {
+  /// Number of threads kernels split their work across.
+  nonisolated(unsafe) public static var threads: Int = 1
+
+  /// Calls `body(chunk, range)` for `threads` contiguous chunks of 0..<count, in parallel.
+  /// Chunk boundaries are rounded to multiples of `align` (except the last).
+  @inline(__always)
+  public static func forChunks(
+    _ count: Int, align: Int = 1, _ body: (_ chunk: Int, _ range: Range<Int>) -> Void
+  ) {
+    let n = min(threads, max(1, count / max(align, 1)))
+    if n <= 1 {
+      body(0, 0..<count)
+      return
+    }
+    withoutActuallyEscaping(body) { body in
+      let box = UnsafeBox(body)
+      DispatchQueue.concurrentPerform(iterations: n) { i in
+        box.value(i, chunkRange(i, of: n, count: count, align: align))
+      }
+    }
+  }
+
+  /// The i-th of n contiguous chunks of 0..<count with boundaries aligned to `align`.
+  @inline(__always)
+  public static func chunkRange(_ i: Int, of n: Int, count: Int, align: Int = 1) -> Range<Int> {
+    let units = (count + align - 1) / align
+    let lo = min(count, (units * i / n) * align)
+    let hi = i == n - 1 ? count : min(count, (units * (i + 1) / n) * align)
+    return lo..<hi
+  }
+}
+
+/// Carries a non-Sendable value (a closure over raw pointers) into `concurrentPerform`;
+/// safe because every chunk touches disjoint memory.
+struct UnsafeBox<T>: @unchecked Sendable {
+  let value: T
+  init(_ value: T) { self.value = value }
+}

@@ -1,0 +1,282 @@
+import IGPTKernels
+
+/// The iGPT transformer: parameters and gradients in flat slabs, forward and backward over a
+/// batch of token sequences, plus the forward-only views (last-position logits, layer features).
+///
+/// The forward pass is a loop over blocks calling kernels in model order; backward walks the
+/// same list in reverse (llm.c style). Shapes: B batch, T positions, C embd, H heads, V vocab.
+public final class IGPT {
+  public let config: ModelConfig
+  public let layout: ParameterLayout
+  /// All parameters, one slab (layout.count floats).
+  public let params: UnsafeMutablePointer<Float>
+  /// Gradients, same layout; `forwardBackward` adds into it.
+  public let grads: UnsafeMutablePointer<Float>
+  private var acts: Activations?
+
+  /// Builds a model with zeroed parameters; call `initialize(seed:)` or load a checkpoint.
+  public init(config: ModelConfig) throws {
+    try config.validate()
+    self.config = config
+    layout = ParameterLayout(config)
+    params = .allocate(capacity: layout.count)
+    params.initialize(repeating: 0, count: layout.count)
+    grads = .allocate(capacity: layout.count)
+    grads.initialize(repeating: 0, count: layout.count)
+  }
+
+  deinit {
+    params.deallocate()
+    grads.deallocate()
+  }
+
+  public var parameterCount: Int { layout.count }
+
+  /// OpenAI's initialisation: wte, sos ~ N(0, 0.02); wpe ~ N(0, 0.01); q/k/v ~ N(0, 1/sqrt(C));
+  /// attention output ~ N(0, 1/sqrt(C*L)); MLP ~ N(0, 0.02); norm gains 1; head 0.
+  public func initialize(seed: UInt64) {
+    var rng = SeededRandom(seed: seed)
+    let C = config.embd, L = config.layers, V = config.vocab
+    func normal(_ offset: Int, _ count: Int, _ std: Double) {
+      for i in 0..<count { params[offset + i] = Float(rng.normal() * std) }
+    }
+    func fill(_ offset: Int, _ count: Int, _ value: Float) {
+      (params + offset).update(repeating: value, count: count)
+    }
+    normal(layout.wte, V * C, 0.02)
+    normal(layout.sos, C, 0.02)
+    normal(layout.wpe, config.seq * C, 0.01)
+    for b in layout.blocks {
+      fill(b.ln1, C, 1)
+      normal(b.qkvw, C * 3 * C, 1 / Double(C).squareRoot())
+      normal(b.attprojw, C * C, 1 / Double(C * L).squareRoot())
+      fill(b.ln2, C, 1)
+      normal(b.fcw, C * 4 * C, 0.02)
+      normal(b.fcprojw, 4 * C * C, 0.02)
+    }
+    fill(layout.lnf, C, 1)
+    fill(layout.wtet, V * C, 0)
+  }
+
+  public func zeroGradients() { grads.update(repeating: 0, count: layout.count) }
+
+  /// Activation memory for shape (B, T), allocated on first use of that shape and kept.
+  private func activations(_ B: Int, _ T: Int) -> Activations {
+    if let a = acts, a.B == B, a.T == T { return a }
+    acts = nil
+    let a = Activations(config: config, B: B, T: T, threads: Parallel.threads)
+    acts = a
+    return a
+  }
+
+  /// Bytes of activation memory currently held.
+  public var activationBytes: Int { acts?.bytes ?? 0 }
+
+  // MARK: - Training
+
+  /// Forward and backward over tokens (B, T) (T = length, default config.seq); adds
+  /// lossScale * d(loss)/d(params) into `grads` and returns the loss (not scaled).
+  /// BERT needs `mask` (B, T), 1 = masked; AR ignores it.
+  @discardableResult
+  public func forwardBackward(
+    tokens: UnsafePointer<Int32>, mask: UnsafePointer<UInt8>? = nil, batch B: Int,
+    length: Int? = nil, lossScale: Float = 1
+  ) -> Double {
+    let T = length ?? config.seq
+    let a = activations(B, T)
+    let loss = forward(a, tokens: tokens, mask: mask, B: B, T: T, lossScale: lossScale)
+    backward(a, tokens: tokens, mask: mask, B: B, T: T)
+    return loss
+  }
+
+  /// The loss on tokens (B, T) (forward only).
+  public func loss(
+    tokens: UnsafePointer<Int32>, mask: UnsafePointer<UInt8>? = nil, batch B: Int,
+    length: Int? = nil
+  ) -> Double {
+    let T = length ?? config.seq
+    return forward(activations(B, T), tokens: tokens, mask: mask, B: B, T: T, lossScale: 1)
+  }
+
+  private var isCausal: Bool { config.objective == .ar }
+
+  private func checkedMask(_ mask: UnsafePointer<UInt8>?) -> UnsafePointer<UInt8>? {
+    if isCausal { return nil }
+    precondition(mask != nil, "the BERT objective needs a mask")
+    return mask
+  }
+
+  /// Runs blocks 0..<layers, leaving every activation in `a`. Returns the residual stream out.
+  private func blocks(
+    _ a: Activations, tokens: UnsafePointer<Int32>, mask: UnsafePointer<UInt8>?,
+    B: Int, T: Int, layers: Int, stopAtNorm: Bool = false
+  ) -> UnsafeMutablePointer<Float> {
+    precondition(T >= 1 && T <= config.seq, "sequence length \(T) outside 1...\(config.seq)")
+    let C = config.embd, H = config.heads, N = B * T
+    let p = params
+    Encoder.forward(
+      out: a.encoded, tokens: tokens, wte: p + layout.wte, sos: p + layout.sos,
+      wpe: p + layout.wpe, mask: checkedMask(mask), B: B, T: T, C: C)
+    var residual = a.encoded
+    for l in 0..<layers {
+      let w = layout.blocks[l]
+      let ln1 = a.ln1 + l * N * C, ln1Rstd = a.ln1Rstd + l * N
+      let qkv = a.qkv + l * N * 3 * C, att = a.att + l * B * H * T * T
+      let atty = a.atty + l * N * C, residual2 = a.residual2 + l * N * C
+      let ln2 = a.ln2 + l * N * C, ln2Rstd = a.ln2Rstd + l * N
+      let fch = a.fch + l * N * 4 * C, fchGelu = a.fchGelu + l * N * 4 * C
+      let residual3 = a.residual3 + l * N * C
+
+      RMSNorm.forward(out: ln1, rstd: ln1Rstd, inp: residual, g: p + w.ln1, N: N, C: C)
+      if stopAtNorm && l == layers - 1 { return residual }
+      Matmul.forward(out: qkv, inp: ln1, w: p + w.qkvw, N: N, C: C, OC: 3 * C)
+      Attention.forward(out: atty, att: att, qkv: qkv, causal: isCausal, B: B, T: T, C: C, H: H)
+      Matmul.forward(out: a.proj, inp: atty, w: p + w.attprojw, N: N, C: C, OC: C)
+      Residual.forward(out: residual2, a: residual, b: a.proj, N: N * C)
+      RMSNorm.forward(out: ln2, rstd: ln2Rstd, inp: residual2, g: p + w.ln2, N: N, C: C)
+      Matmul.forward(out: fch, inp: ln2, w: p + w.fcw, N: N, C: C, OC: 4 * C)
+      GELU2.forward(out: fchGelu, inp: fch, N: N * 4 * C)
+      Matmul.forward(out: a.proj, inp: fchGelu, w: p + w.fcprojw, N: N, C: 4 * C, OC: C)
+      Residual.forward(out: residual3, a: residual2, b: a.proj, N: N * C)
+      residual = residual3
+    }
+    return residual
+  }
+
+  /// Full forward with the loss; leaves probabilities in a.logits and weights in a.weights.
+  private func forward(
+    _ a: Activations, tokens: UnsafePointer<Int32>, mask: UnsafePointer<UInt8>?,
+    B: Int, T: Int, lossScale: Float
+  ) -> Double {
+    let C = config.embd, V = config.vocab, N = B * T
+    let residual = blocks(a, tokens: tokens, mask: mask, B: B, T: T, layers: config.layers)
+    RMSNorm.forward(out: a.lnf, rstd: a.lnfRstd, inp: residual, g: params + layout.lnf, N: N, C: C)
+    Head.forward(logits: a.logits, x: a.lnf, w: params + layout.wtet, N: N, C: C, V: V)
+    for i in 0..<N {
+      let t = tokens[i]
+      precondition(t >= 0 && Int(t) < V, "token \(t) outside the palette 0..<\(V)")
+      a.targets[i] = t
+    }
+    lossWeights(a.weights, mask: checkedMask(mask), B: B, T: T)
+    CrossEntropy.forward(losses: a.losses, logits: a.logits, targets: a.targets, N: N, V: V)
+    let loss = CrossEntropy.weightedSum(losses: a.losses, weights: a.weights, N: N)
+    if lossScale != 1 {
+      for i in 0..<N { a.weights[i] *= lossScale }
+    }
+    return loss
+  }
+
+  /// AR: 1/(B*T) everywhere. BERT: 1/(masked in the image * B) at masked positions, else 0.
+  private func lossWeights(_ w: UnsafeMutablePointer<Float>, mask: UnsafePointer<UInt8>?, B: Int, T: Int) {
+    guard let mask else {
+      w.update(repeating: 1 / Float(B * T), count: B * T)
+      return
+    }
+    for b in 0..<B {
+      var masked = 0
+      for t in 0..<T where mask[b * T + t] != 0 { masked += 1 }
+      let value = masked == 0 ? 0 : 1 / (Float(masked) * Float(B))
+      for t in 0..<T { w[b * T + t] = mask[b * T + t] != 0 ? value : 0 }
+    }
+  }
+
+  private func backward(
+    _ a: Activations, tokens: UnsafePointer<Int32>, mask: UnsafePointer<UInt8>?, B: Int, T: Int
+  ) {
+    let C = config.embd, H = config.heads, V = config.vocab, N = B * T, L = config.layers
+    let p = params, g = grads
+    CrossEntropy.backward(
+      dlogits: a.logits, probs: a.logits, targets: a.targets, weights: a.weights, N: N, V: V)
+    a.dln.update(repeating: 0, count: N * C)
+    Head.backward(
+      dx: a.dln, dw: g + layout.wtet, dlogits: a.logits, x: a.lnf, w: p + layout.wtet,
+      N: N, C: C, V: V)
+    let dres = a.dresidual
+    dres.update(repeating: 0, count: N * C)
+    RMSNorm.backward(
+      dinp: dres, dg: g + layout.lnf, dout: a.dln, inp: a.residual3 + (L - 1) * N * C,
+      g: p + layout.lnf, rstd: a.lnfRstd, scratch: a.normScratch, N: N, C: C)
+    // dres is the gradient of the residual stream; a residual add passes it through unchanged,
+    // so each branch's backward adds its input gradient into dres.
+    for l in stride(from: L - 1, through: 0, by: -1) {
+      let w = layout.blocks[l]
+      let residual = l == 0 ? a.encoded : a.residual3 + (l - 1) * N * C
+      let ln1 = a.ln1 + l * N * C, ln1Rstd = a.ln1Rstd + l * N
+      let qkv = a.qkv + l * N * 3 * C, att = a.att + l * B * H * T * T
+      let atty = a.atty + l * N * C, residual2 = a.residual2 + l * N * C
+      let ln2 = a.ln2 + l * N * C, ln2Rstd = a.ln2Rstd + l * N
+      let fch = a.fch + l * N * 4 * C, fchGelu = a.fchGelu + l * N * 4 * C
+
+      Matmul.backward(
+        dinp: a.dfch, dw: g + w.fcprojw, dout: dres, inp: fchGelu, w: p + w.fcprojw,
+        N: N, C: 4 * C, OC: C)
+      GELU2.backward(dinp: a.dfch, dout: a.dfch, inp: fch, N: N * 4 * C)
+      Matmul.backward(
+        dinp: a.dln, dw: g + w.fcw, dout: a.dfch, inp: ln2, w: p + w.fcw, N: N, C: C, OC: 4 * C)
+      RMSNorm.backward(
+        dinp: dres, dg: g + w.ln2, dout: a.dln, inp: residual2, g: p + w.ln2, rstd: ln2Rstd,
+        scratch: a.normScratch, N: N, C: C)
+      Matmul.backward(
+        dinp: a.datty, dw: g + w.attprojw, dout: dres, inp: atty, w: p + w.attprojw,
+        N: N, C: C, OC: C)
+      Attention.backward(
+        dqkv: a.dqkv, dout: a.datty, qkv: qkv, att: att, scratch: a.dscores, causal: isCausal,
+        B: B, T: T, C: C, H: H)
+      Matmul.backward(
+        dinp: a.dln, dw: g + w.qkvw, dout: a.dqkv, inp: ln1, w: p + w.qkvw, N: N, C: C, OC: 3 * C)
+      RMSNorm.backward(
+        dinp: dres, dg: g + w.ln1, dout: a.dln, inp: residual, g: p + w.ln1, rstd: ln1Rstd,
+        scratch: a.normScratch, N: N, C: C)
+    }
+    Encoder.backward(
+      dwte: g + layout.wte, dsos: g + layout.sos, dwpe: g + layout.wpe, dout: dres,
+      tokens: tokens, mask: checkedMask(mask), B: B, T: T, C: C)
+  }
+
+  // MARK: - Forward-only views
+
+  /// Logits (B, V) predicting the token after the last of tokens (B, T) (AR sampling).
+  public func lastLogits(tokens: UnsafePointer<Int32>, batch B: Int, length T: Int) -> [Float] {
+    let C = config.embd, V = config.vocab, N = B * T
+    let a = activations(B, T)
+    let residual = blocks(a, tokens: tokens, mask: nil, B: B, T: T, layers: config.layers)
+    RMSNorm.forward(out: a.lnf, rstd: a.lnfRstd, inp: residual, g: params + layout.lnf, N: N, C: C)
+    var out = [Float](repeating: 0, count: B * V)
+    out.withUnsafeMutableBufferPointer { o in
+      for b in 0..<B {
+        Head.forward(
+          logits: o.baseAddress! + b * V, x: a.lnf + (b * T + T - 1) * C,
+          w: params + layout.wtet, N: 1, C: C, V: V)
+      }
+    }
+    return out
+  }
+
+  /// Features (B, C) at layer l in 0...layers: the mean over positions of norm(h_l), where
+  /// norm is block l's ln_1 for l < layers (the paper's n^l) and ln_f for l = layers.
+  public func features(
+    tokens: UnsafePointer<Int32>, mask: UnsafePointer<UInt8>? = nil, batch B: Int, layer: Int
+  ) -> [Float] {
+    precondition(layer >= 0 && layer <= config.layers, "layer \(layer) outside 0...\(config.layers)")
+    let C = config.embd, T = config.seq, N = B * T
+    let a = activations(B, T)
+    let normed: UnsafeMutablePointer<Float>
+    if layer < config.layers {
+      _ = blocks(a, tokens: tokens, mask: mask, B: B, T: T, layers: layer + 1, stopAtNorm: true)
+      normed = a.ln1 + layer * N * C
+    } else {
+      let residual = blocks(a, tokens: tokens, mask: mask, B: B, T: T, layers: config.layers)
+      RMSNorm.forward(out: a.lnf, rstd: a.lnfRstd, inp: residual, g: params + layout.lnf, N: N, C: C)
+      normed = a.lnf
+    }
+    var out = [Float](repeating: 0, count: B * C)
+    for b in 0..<B {
+      for t in 0..<T {
+        let row = normed + (b * T + t) * C
+        for c in 0..<C { out[b * C + c] += row[c] }
+      }
+    }
+    for i in out.indices { out[i] /= Float(T) }
+    return out
+  }
+}

@@ -1,0 +1,97 @@
+import ArgumentParser
+import Foundation
+import IGPTKernels
+import IGPTModel
+
+/// `igpt bench`: training-step throughput on random tokens, beside the sgemm ceiling of this machine.
+struct BenchCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "bench",
+    abstract: "Time training steps (forward, backward, AdamW) and the sgemm ceiling; print one JSON line.",
+    discussion: """
+      FLOPs per step are counted as tokens x (6 x (12 L C^2 + V C) + 12 L T C): forward and
+      backward of every matrix product (weights: 2 FLOPs per multiply-add forward, twice that
+      backward) plus attention's two T x T products per head, counted in full (no discount for the
+      causal mask, as in PaLM's MFU). mfu = gflops / sgemm_gflops, where sgemm_gflops is the best
+      of a 1024^3 sgemm split across igpt's threads and OpenBLAS's own threading, measured in the
+      same run.
+      """)
+
+  @Option(help: "Transformer blocks.") var layers = 8
+  @Option(help: "Embedding width.") var embd = 256
+  @Option(help: "Attention heads.") var heads = 8
+  @Option(help: "Sequence length (positions).") var seq = 196
+  @Option(help: "Sequences per step.") var batch = 16
+  @Option(help: "Palette size.") var vocab = 16
+  @Option(help: "Threads (default: all cores).") var threads = ProcessInfo.processInfo.activeProcessorCount
+  @Option(help: "Timed steps (after 2 warm-up steps).") var steps = 10
+  @Option(help: "Objective: ar or bert.") var objective: ModelConfig.Objective = .ar
+  @Option(help: "Seed for parameters and tokens.") var seed: UInt64 = 1
+
+  func validate() throws {
+    if threads < 1 { throw ValidationError("--threads must be at least 1") }
+    if steps < 1 { throw ValidationError("--steps must be at least 1") }
+    if batch < 1 { throw ValidationError("--batch must be at least 1") }
+  }
+
+  func run() throws {
+    Parallel.threads = threads
+    BLAS.setThreads(1)
+    let config = ModelConfig(layers: layers, embd: embd, heads: heads, seq: seq, vocab: vocab,
+                             objective: objective)
+    let model: IGPT
+    do { model = try IGPT(config: config) } catch { throw CleanExit.message("igpt bench: \(error)") }
+    model.initialize(seed: seed)
+    var rng = SeededRandom(seed: seed &+ 1)
+    let tokens = (0..<(batch * seq)).map { _ in Int32(rng.next() % UInt64(vocab)) }
+    let mask = BERTMask.draw(B: batch, T: seq, rng: &rng)
+    let n = model.parameterCount
+    let m = UnsafeMutablePointer<Float>.allocate(capacity: n)
+    let v = UnsafeMutablePointer<Float>.allocate(capacity: n)
+    m.initialize(repeating: 0, count: n)
+    v.initialize(repeating: 0, count: n)
+    defer { m.deallocate(); v.deallocate() }
+
+    var t = 0
+    func step() -> Double {
+      t += 1
+      model.zeroGradients()
+      let loss = tokens.withUnsafeBufferPointer { tk in
+        mask.withUnsafeBufferPointer { mk in
+          model.forwardBackward(tokens: tk.baseAddress!, mask: mk.baseAddress!, batch: batch)
+        }
+      }
+      AdamW.update(params: model.params, grads: model.grads, m: m, v: v, count: n,
+                   step: .init(learningRate: 1e-4, t: t))
+      return loss
+    }
+    for _ in 0..<2 { _ = step() }
+    var times: [Double] = []
+    var loss = 0.0
+    for _ in 0..<steps {
+      let start = DispatchTime.now().uptimeNanoseconds
+      loss = step()
+      times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+    }
+    let median = times.sorted()[times.count / 2]
+    let tokensPerStep = Double(batch * seq)
+    let L = Double(layers), C = Double(embd), T = Double(seq), V = Double(vocab)
+    let flopsPerToken = 6 * (12 * L * C * C + V * C) + 12 * L * T * C
+    let gflops = tokensPerStep * flopsPerToken / median / 1e9
+    let ceiling = SgemmCeiling.measure(threads: threads)
+    let result: [String: Any] = [
+      "impl": "igpt", "layers": layers, "embd": embd, "heads": heads, "seq": seq, "batch": batch,
+      "vocab": vocab, "objective": objective.rawValue, "params": n, "steps": steps,
+      "threads": threads, "openblas_core": BLAS.coreName,
+      "median_step_ms": round3(median * 1000), "tokens_per_s": round3(tokensPerStep / median),
+      "gflops": round3(gflops), "sgemm_gflops": round3(ceiling), "mfu": round3(gflops / ceiling),
+      "loss": loss, "peak_rss_mb": round3(PeakMemory.residentMB()),
+    ]
+    let data = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
+    print(String(decoding: data, as: UTF8.self))
+  }
+
+  private func round3(_ x: Double) -> Double { (x * 1000).rounded() / 1000 }
+}
+
+extension ModelConfig.Objective: ExpressibleByArgument {}

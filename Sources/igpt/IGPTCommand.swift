@@ -1,0 +1,13 @@
+import ArgumentParser
+
+/// The `igpt` command line: one subcommand per file.
+struct IGPTCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "igpt",
+    abstract: "iGPT (Generative Pretraining from Pixels) on CPUs, on one host or many.",
+    discussion: """
+      Images become sequences of palette tokens; a GPT-2-style transformer learns to predict
+      them; its features feed linear probes. Forward and backward passes run on OpenBLAS.
+      """,
+    subcommands: [BenchCommand.self, InfoCommand.self])
+}
