@@ -33,7 +33,7 @@ public enum Attention {
     }
   }
 
-  /// dqkv (B, T, 3C) += from dout (B, T, C), given qkv and the saved att (B, H, T, T).
+  /// dqkv (B, T, 3C) = (overwritten) from dout (B, T, C), given qkv and the saved att (B, H, T, T).
   /// `scratch` holds Parallel.threads * T * T floats (dP for the pairs a thread works on).
   public static func backward(
     dqkv: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, qkv: UnsafePointer<Float>,
@@ -52,11 +52,11 @@ public enum Attention {
         let dk = dq + C, dv = dq + 2 * C
         let p = att + bh * T * T
         let dO = dout + b * T * C + h * D
-        // dP (T, T) = dO (T, D) @ V^T ; dV (T, D) += P^T @ dO
+        // dP (T, T) = dO (T, D) @ V^T ; dV (T, D) = P^T @ dO
         BLAS.sgemm(
           transB: true, m: T, n: T, k: D, a: dO, lda: C, b: v, ldb: 3 * C, beta: 0, c: dp, ldc: T)
         BLAS.sgemm(
-          transA: true, m: T, n: D, k: T, a: p, lda: T, b: dO, ldb: C, beta: 1, c: dv, ldc: 3 * C)
+          transA: true, m: T, n: D, k: T, a: p, lda: T, b: dO, ldb: C, beta: 0, c: dv, ldc: 3 * C)
         // dS = P * (dP - sum_j dP * P), in place in dP (masked entries have P = 0, so dS = 0).
         for i in 0..<T {
           let pr = p + i * T, dr = dp + i * T
@@ -65,12 +65,12 @@ public enum Attention {
           for j in 0..<n { dr[j] = pr[j] * (dr[j] - dotp) }
           if n < T { (dr + n).update(repeating: 0, count: T - n) }
         }
-        // dQ += scale * dS @ K ; dK += scale * dS^T @ Q
+        // dQ = scale * dS @ K ; dK = scale * dS^T @ Q
         BLAS.sgemm(
-          m: T, n: D, k: T, alpha: scale, a: dp, lda: T, b: k, ldb: 3 * C, beta: 1, c: dq,
+          m: T, n: D, k: T, alpha: scale, a: dp, lda: T, b: k, ldb: 3 * C, beta: 0, c: dq,
           ldc: 3 * C)
         BLAS.sgemm(
-          transA: true, m: T, n: D, k: T, alpha: scale, a: dp, lda: T, b: q, ldb: 3 * C, beta: 1,
+          transA: true, m: T, n: D, k: T, alpha: scale, a: dp, lda: T, b: q, ldb: 3 * C, beta: 0,
           c: dk, ldc: 3 * C)
       }
     }

@@ -12,8 +12,8 @@ public enum Matmul {
     }
   }
 
-  /// dinp (N, C) += dout @ w^T and dw (C, OC) += inp^T @ dout.
-  /// Threads split dinp's rows, then dw's columns: no two threads write the same element.
+  /// dinp (N, C) = dout @ w^T (overwritten) and dw (C, OC) += inp^T @ dout (accumulated, so
+  /// microbatches sum). Threads split dinp's rows, then dw's columns: no element has two writers.
   public static func backward(
     dinp: UnsafeMutablePointer<Float>, dw: UnsafeMutablePointer<Float>,
     dout: UnsafePointer<Float>, inp: UnsafePointer<Float>, w: UnsafePointer<Float>,
@@ -22,7 +22,7 @@ public enum Matmul {
     Parallel.forChunks(N, align: 16) { _, rows in
       BLAS.sgemm(
         transB: true, m: rows.count, n: C, k: OC, a: dout + rows.lowerBound * OC, lda: OC,
-        b: w, ldb: OC, beta: 1, c: dinp + rows.lowerBound * C, ldc: C)
+        b: w, ldb: OC, beta: 0, c: dinp + rows.lowerBound * C, ldc: C)
     }
     weightGradient(dw: dw, dout: dout, inp: inp, N: N, C: C, OC: OC)
   }
