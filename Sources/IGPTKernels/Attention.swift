@@ -1,40 +1,57 @@
 /// Multi-head scaled dot-product attention, causal (AR) or bidirectional (BERT), forward and backward.
 ///
-/// Per (batch, head) the scores are one sgemm over strided views of qkv, the softmax runs in
-/// place, and the weighted sum is a second sgemm; threads split the (batch, head) pairs.
+/// Per (batch, head), scores are sgemms over strided views of qkv, the softmax runs in place and
+/// the weighted sum is another sgemm; threads split the (batch, head) pairs. With the causal mask,
+/// rows are cut into a few blocks and each block's products stop at its last allowed column, so
+/// most of the masked upper triangle is never computed.
 public enum Attention {
+  /// Row blocks per head: 1 without a mask; with one, about one block per 48 rows, at most 8.
+  @inline(__always)
+  static func blockCount(T: Int, causal: Bool) -> Int { causal ? min(8, max(1, T / 48)) : 1 }
+
   /// out (B, T, C) and att (B, H, T, T) (the softmax probabilities, kept for backward)
   /// from qkv (B, T, 3C) laid out [q | k | v], each head-major (head h = columns h*D..<(h+1)*D).
+  /// With the causal mask, att's entries above the diagonal are zero only up to the end of each
+  /// row's block; backward never reads past it.
   public static func forward(
     out: UnsafeMutablePointer<Float>, att: UnsafeMutablePointer<Float>,
     qkv: UnsafePointer<Float>, causal: Bool, B: Int, T: Int, C: Int, H: Int
   ) {
     let D = C / H
     let scale = 1 / Float(D).squareRoot()
+    let nb = blockCount(T: T, causal: causal)
     Parallel.forChunks(B * H) { _, pairs in
       for bh in pairs {
         let b = bh / H, h = bh % H
         let q = qkv + b * T * 3 * C + h * D
         let k = q + C, v = q + 2 * C
         let s = att + bh * T * T
-        BLAS.sgemm(
-          transB: true, m: T, n: T, k: D, alpha: scale, a: q, lda: 3 * C, b: k, ldb: 3 * C,
-          beta: 0, c: s, ldc: T)
-        for i in 0..<T {
-          let row = s + i * T
-          let n = causal ? i + 1 : T
-          Softmax.inPlace(row, n)
-          if n < T { (row + n).update(repeating: 0, count: T - n) }
+        let o = out + b * T * C + h * D
+        for block in 0..<nb {
+          let rows = Parallel.chunkRange(block, of: nb, count: T)
+          let r0 = rows.lowerBound
+          let cols = causal ? rows.upperBound : T
+          // S (rows, cols) = scale * Q[rows] @ K[0..<cols]^T
+          BLAS.sgemm(
+            transB: true, m: rows.count, n: cols, k: D, alpha: scale, a: q + r0 * 3 * C,
+            lda: 3 * C, b: k, ldb: 3 * C, beta: 0, c: s + r0 * T, ldc: T)
+          for i in rows {
+            let row = s + i * T
+            let n = causal ? i + 1 : T
+            Softmax.inPlace(row, n)
+            if n < cols { (row + n).update(repeating: 0, count: cols - n) }
+          }
+          // out[rows] (rows, D) = P (rows, cols) @ V[0..<cols]
+          BLAS.sgemm(
+            m: rows.count, n: D, k: cols, a: s + r0 * T, lda: T, b: v, ldb: 3 * C, beta: 0,
+            c: o + r0 * C, ldc: C)
         }
-        BLAS.sgemm(
-          m: T, n: D, k: T, a: s, lda: T, b: v, ldb: 3 * C, beta: 0,
-          c: out + b * T * C + h * D, ldc: C)
       }
     }
   }
 
   /// dqkv (B, T, 3C) = (overwritten) from dout (B, T, C), given qkv and the saved att (B, H, T, T).
-  /// `scratch` holds Parallel.threads * T * T floats (dP for the pairs a thread works on).
+  /// `scratch` holds Parallel.threads * T * T floats (dP, then dS, for one pair at a time).
   public static func backward(
     dqkv: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, qkv: UnsafePointer<Float>,
     att: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>, causal: Bool,
@@ -42,8 +59,9 @@ public enum Attention {
   ) {
     let D = C / H
     let scale = 1 / Float(D).squareRoot()
+    let nb = blockCount(T: T, causal: causal)
     Parallel.forChunks(B * H) { chunk, pairs in
-      let dp = scratch + chunk * T * T
+      let ds = scratch + chunk * T * T
       for bh in pairs {
         let b = bh / H, h = bh % H
         let q = qkv + b * T * 3 * C + h * D
@@ -52,26 +70,40 @@ public enum Attention {
         let dk = dq + C, dv = dq + 2 * C
         let p = att + bh * T * T
         let dO = dout + b * T * C + h * D
-        // dP (T, T) = dO (T, D) @ V^T ; dV (T, D) = P^T @ dO
-        BLAS.sgemm(
-          transB: true, m: T, n: T, k: D, a: dO, lda: C, b: v, ldb: 3 * C, beta: 0, c: dp, ldc: T)
-        BLAS.sgemm(
-          transA: true, m: T, n: D, k: T, a: p, lda: T, b: dO, ldb: C, beta: 0, c: dv, ldc: 3 * C)
-        // dS = P * (dP - sum_j dP * P), in place in dP (masked entries have P = 0, so dS = 0).
-        for i in 0..<T {
-          let pr = p + i * T, dr = dp + i * T
-          let n = causal ? i + 1 : T
-          let dotp = FastMath.dot(pr, dr, n)
-          for j in 0..<n { dr[j] = pr[j] * (dr[j] - dotp) }
-          if n < T { (dr + n).update(repeating: 0, count: T - n) }
+        for block in 0..<nb {
+          let rows = Parallel.chunkRange(block, of: nb, count: T)
+          let r0 = rows.lowerBound
+          let cols = causal ? rows.upperBound : T
+          // dP (rows, cols) = dO[rows] @ V[0..<cols]^T
+          BLAS.sgemm(
+            transB: true, m: rows.count, n: cols, k: D, a: dO + r0 * C, lda: C, b: v,
+            ldb: 3 * C, beta: 0, c: ds + r0 * T, ldc: T)
+          // dS = P * (dP - sum_j dP * P), in place; zero where masked.
+          for i in rows {
+            let pr = p + i * T, dr = ds + i * T
+            let n = causal ? i + 1 : T
+            let dotp = FastMath.dot(pr, dr, n)
+            for j in 0..<n { dr[j] = pr[j] * (dr[j] - dotp) }
+            if n < cols { (dr + n).update(repeating: 0, count: cols - n) }
+          }
+          // dQ[rows] = scale * dS (rows, cols) @ K[0..<cols]
+          BLAS.sgemm(
+            m: rows.count, n: D, k: cols, alpha: scale, a: ds + r0 * T, lda: T, b: k,
+            ldb: 3 * C, beta: 0, c: dq + r0 * 3 * C, ldc: 3 * C)
         }
-        // dQ = scale * dS @ K ; dK = scale * dS^T @ Q
-        BLAS.sgemm(
-          m: T, n: D, k: T, alpha: scale, a: dp, lda: T, b: k, ldb: 3 * C, beta: 0, c: dq,
-          ldc: 3 * C)
-        BLAS.sgemm(
-          transA: true, m: T, n: D, k: T, alpha: scale, a: dp, lda: T, b: q, ldb: 3 * C, beta: 0,
-          c: dk, ldc: 3 * C)
+        // Column block c is only attended to by rows c0..<T (causal): it needs those rows alone.
+        for block in 0..<nb {
+          let cols = Parallel.chunkRange(block, of: nb, count: T)
+          let c0 = cols.lowerBound
+          let r0 = causal ? c0 : 0
+          // dV[cols] = P[r0..<T, cols]^T @ dO[r0..<T] ; dK[cols] = scale * dS[r0..<T, cols]^T @ Q[r0..<T]
+          BLAS.sgemm(
+            transA: true, m: cols.count, n: D, k: T - r0, a: p + r0 * T + c0, lda: T,
+            b: dO + r0 * C, ldb: C, beta: 0, c: dv + c0 * 3 * C, ldc: 3 * C)
+          BLAS.sgemm(
+            transA: true, m: cols.count, n: D, k: T - r0, alpha: scale, a: ds + r0 * T + c0,
+            lda: T, b: q + r0 * 3 * C, ldb: 3 * C, beta: 0, c: dk + c0 * 3 * C, ldc: 3 * C)
+        }
       }
     }
   }

@@ -10,7 +10,7 @@ public enum Softmax {
     var vmax = V(repeating: -Float.greatestFiniteMagnitude)
     var i = 0
     while i + 16 <= n {
-      vmax = pointwiseMax(vmax, FastMath.load(row + i))
+      vmax = FastMath.max16(vmax, FastMath.load(row + i))
       i += 16
     }
     var mx = vmax.max()
