@@ -102,7 +102,7 @@ public final class IGPT {
 
   private func checkedMask(_ mask: UnsafePointer<UInt8>?) -> UnsafePointer<UInt8>? {
     if isCausal { return nil }
-    precondition(mask != nil, "the BERT objective needs a mask")
+    guard mask != nil else { fatalError("the BERT objective needs a mask") }
     return mask
   }
 
@@ -111,7 +111,7 @@ public final class IGPT {
     _ a: Activations, tokens: UnsafePointer<Int32>, mask: UnsafePointer<UInt8>?,
     B: Int, T: Int, layers: Int, stopAtNorm: Bool = false
   ) -> UnsafeMutablePointer<Float> {
-    precondition(T >= 1 && T <= config.seq, "sequence length \(T) outside 1...\(config.seq)")
+    guard T >= 1 && T <= config.seq else { fatalError("sequence length \(T) outside 1...\(config.seq)") }
     let C = config.embd, H = config.heads, N = B * T
     let p = params
     Encoder.forward(
@@ -154,7 +154,7 @@ public final class IGPT {
     Head.forward(logits: a.logits, x: a.lnf, w: params + layout.wtet, N: N, C: C, V: V)
     for i in 0..<N {
       let t = tokens[i]
-      precondition(t >= 0 && Int(t) < V, "token \(t) outside the palette 0..<\(V)")
+      guard t >= 0 && Int(t) < V else { fatalError("token \(t) outside the palette 0..<\(V)") }
       a.targets[i] = t
     }
     lossWeights(a.weights, mask: checkedMask(mask), B: B, T: T)
@@ -235,17 +235,26 @@ public final class IGPT {
 
   // MARK: - Forward-only views
 
-  /// Logits (B, V) predicting the token after the last of tokens (B, T) (AR sampling).
-  public func lastLogits(tokens: UnsafePointer<Int32>, batch B: Int, length T: Int) -> [Float] {
-    let C = config.embd, V = config.vocab, N = B * T
+  /// Logits (B, V) for the token at position n given prefix (B, n), 0 <= n < seq (AR sampling).
+  /// Runs positions 0...n: with the start-of-sequence shift, position n's input is token n-1.
+  public func nextLogits(prefix: UnsafePointer<Int32>, batch B: Int, length n: Int) -> [Float] {
+    guard config.objective == .ar else { fatalError("next-token logits need an AR model") }
+    guard n >= 0 && n < config.seq else { fatalError("prefix length \(n) outside 0..<\(config.seq)") }
+    let C = config.embd, V = config.vocab, T = n + 1, N = B * T
+    var padded = [Int32](repeating: 0, count: N)
+    for b in 0..<B {
+      for t in 0..<n { padded[b * T + t] = prefix[b * n + t] }
+    }
     let a = activations(B, T)
-    let residual = blocks(a, tokens: tokens, mask: nil, B: B, T: T, layers: config.layers)
+    let residual = padded.withUnsafeBufferPointer { tk in
+      blocks(a, tokens: tk.baseAddress!, mask: nil, B: B, T: T, layers: config.layers)
+    }
     RMSNorm.forward(out: a.lnf, rstd: a.lnfRstd, inp: residual, g: params + layout.lnf, N: N, C: C)
     var out = [Float](repeating: 0, count: B * V)
     out.withUnsafeMutableBufferPointer { o in
       for b in 0..<B {
         Head.forward(
-          logits: o.baseAddress! + b * V, x: a.lnf + (b * T + T - 1) * C,
+          logits: o.baseAddress! + b * V, x: a.lnf + (b * T + n) * C,
           w: params + layout.wtet, N: 1, C: C, V: V)
       }
     }
@@ -257,7 +266,7 @@ public final class IGPT {
   public func features(
     tokens: UnsafePointer<Int32>, mask: UnsafePointer<UInt8>? = nil, batch B: Int, layer: Int
   ) -> [Float] {
-    precondition(layer >= 0 && layer <= config.layers, "layer \(layer) outside 0...\(config.layers)")
+    guard layer >= 0 && layer <= config.layers else { fatalError("layer \(layer) outside 0...\(config.layers)") }
     let C = config.embd, T = config.seq, N = B * T
     let a = activations(B, T)
     let normed: UnsafeMutablePointer<Float>

@@ -42,6 +42,15 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     if vocab > 65_536 { throw ModelConfigError("vocab must be at most 65536 (got \(vocab))") }
   }
 
+  /// Throws unless sequences of `length` tokens fit the model's positions.
+  public func validate(sequenceLength length: Int) throws {
+    try validate()
+    if length < 1 { throw ModelConfigError("sequence length must be at least 1 (got \(length))") }
+    if length > seq {
+      throw ModelConfigError("sequence length \(length) is longer than the model's \(seq) positions")
+    }
+  }
+
   /// Named shapes: the paper's models (at 32x32, 512 colours) and small ones that train on a CPU.
   public static let presets: [String: ModelConfig] = [
     "igpt-s": ModelConfig(layers: 24, embd: 512, heads: 8, seq: 1024, vocab: 512),

@@ -20,7 +20,8 @@ struct BenchCommand: ParsableCommand {
   @Option(help: "Transformer blocks.") var layers = 8
   @Option(help: "Embedding width.") var embd = 256
   @Option(help: "Attention heads.") var heads = 8
-  @Option(help: "Sequence length (positions).") var seq = 196
+  @Option(help: "Sequence length (tokens per image).") var seq = 196
+  @Option(help: "Model positions (n_ctx; default: --seq).") var positions: Int?
   @Option(help: "Sequences per step.") var batch = 16
   @Option(help: "Palette size.") var vocab = 16
   @Option(help: "Threads (default: all cores).") var threads = ProcessInfo.processInfo.activeProcessorCount
@@ -37,10 +38,10 @@ struct BenchCommand: ParsableCommand {
   func run() throws {
     Parallel.threads = threads
     BLAS.setThreads(1)
-    let config = ModelConfig(layers: layers, embd: embd, heads: heads, seq: seq, vocab: vocab,
-                             objective: objective)
-    let model: IGPT
-    do { model = try IGPT(config: config) } catch { throw CleanExit.message("igpt bench: \(error)") }
+    let config = ModelConfig(layers: layers, embd: embd, heads: heads, seq: positions ?? seq,
+                             vocab: vocab, objective: objective)
+    try config.validate(sequenceLength: seq)
+    let model = try IGPT(config: config)
     model.initialize(seed: seed)
     var rng = SeededRandom(seed: seed &+ 1)
     let tokens = (0..<(batch * seq)).map { _ in Int32(rng.next() % UInt64(vocab)) }
@@ -58,7 +59,8 @@ struct BenchCommand: ParsableCommand {
       model.zeroGradients()
       let loss = tokens.withUnsafeBufferPointer { tk in
         mask.withUnsafeBufferPointer { mk in
-          model.forwardBackward(tokens: tk.baseAddress!, mask: mk.baseAddress!, batch: batch)
+          model.forwardBackward(
+            tokens: tk.baseAddress!, mask: mk.baseAddress!, batch: batch, length: seq)
         }
       }
       AdamW.update(params: model.params, grads: model.grads, m: m, v: v, count: n,

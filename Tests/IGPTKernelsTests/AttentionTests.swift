@@ -1,0 +1,90 @@
+import Foundation
+import Testing
+@testable import IGPTKernels
+
+/// Attention against a naive reference and against central differences, with and without the
+/// causal mask, at lengths that use one and several causal row blocks.
+@Suite struct AttentionTests {
+  init() {
+    Parallel.threads = 2
+    BLAS.setThreads(1)
+  }
+
+  /// Naive attention in Double: out (B, T, C) from qkv (B, T, 3C).
+  func reference(_ qkv: [Float], causal: Bool, B: Int, T: Int, C: Int, H: Int) -> [Double] {
+    let D = C / H
+    var out = [Double](repeating: 0, count: B * T * C)
+    for b in 0..<B {
+      for h in 0..<H {
+        for i in 0..<T {
+          var scores = [Double](repeating: -.infinity, count: T)
+          for j in 0..<T where !causal || j <= i {
+            var s = 0.0
+            for d in 0..<D {
+              s += Double(qkv[(b * T + i) * 3 * C + h * D + d]) * Double(qkv[(b * T + j) * 3 * C + C + h * D + d])
+            }
+            scores[j] = s / Double(D).squareRoot()
+          }
+          let m = scores.max()!
+          let e = scores.map { exp($0 - m) }
+          let z = e.reduce(0, +)
+          for d in 0..<D {
+            var acc = 0.0
+            for j in 0..<T { acc += e[j] / z * Double(qkv[(b * T + j) * 3 * C + 2 * C + h * D + d]) }
+            out[(b * T + i) * C + h * D + d] = acc
+          }
+        }
+      }
+    }
+    return out
+  }
+
+  func run(_ qkv: [Float], causal: Bool, B: Int, T: Int, C: Int, H: Int) -> [Float] {
+    var out = [Float](repeating: 0, count: B * T * C)
+    var att = [Float](repeating: 0, count: B * H * T * T)
+    Attention.forward(out: &out, att: &att, qkv: qkv, causal: causal, B: B, T: T, C: C, H: H)
+    return out
+  }
+
+  @Test(arguments: [(true, 7), (false, 7), (true, 100), (true, 150), (false, 100)])
+  func forwardMatchesReference(causal: Bool, T: Int) {
+    let B = 2, C = 16, H = 2
+    var r = Rand(11)
+    let qkv = r.normal(B * T * 3 * C)
+    let out = run(qkv, causal: causal, B: B, T: T, C: C, H: H)
+    let ref = reference(qkv, causal: causal, B: B, T: T, C: C, H: H)
+    let worst = zip(out, ref).map { abs(Double($0) - $1) }.max()!
+    #expect(worst < 1e-5)
+  }
+
+  @Test(arguments: [(true, 9), (false, 9), (true, 100), (false, 60)])
+  func backwardMatchesFiniteDifferences(causal: Bool, T: Int) {
+    let B = 2, C = 8, H = 2
+    var r = Rand(12)
+    var qkv = r.normal(B * T * 3 * C)
+    let dout = r.normal(B * T * C)
+    var out = [Float](repeating: 0, count: B * T * C)
+    var att = [Float](repeating: 0, count: B * H * T * T)
+    Attention.forward(out: &out, att: &att, qkv: qkv, causal: causal, B: B, T: T, C: C, H: H)
+    var dqkv = [Float](repeating: 5, count: B * T * 3 * C)  // overwritten
+    var scratch = [Float](repeating: 0, count: 2 * T * T)
+    Attention.backward(dqkv: &dqkv, dout: dout, qkv: qkv, att: att, scratch: &scratch,
+                       causal: causal, B: B, T: T, C: C, H: H)
+    let err = worstGradientError(x: &qkv, analytic: dqkv, samples: 60) {
+      weightedSum(run($0, causal: causal, B: B, T: T, C: C, H: H), dout)
+    }
+    #expect(err < 2e-2)
+    if causal {
+      // Only the last query attends to the last position: dV[T-1] = P[T-1, T-1] * dO[T-1].
+      let D = C / H
+      for h in 0..<H {
+        let p = att[((B - 1) * H + h) * T * T + (T - 1) * T + T - 1]
+        for d in 0..<D {
+          let dv = dqkv[((B - 1) * T + T - 1) * 3 * C + 2 * C + h * D + d]
+          let want = p * dout[((B - 1) * T + T - 1) * C + h * D + d]
+          #expect(abs(dv - want) < 1e-5)
+        }
+      }
+    }
+  }
+}
