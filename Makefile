@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PACKAGES := libopenblas-dev libzmq3-dev liblz4-dev libstb-dev pkg-config
 SWIFT_TEST_FLAGS := -c release -Xswiftc -enable-testing
 
-.PHONY: setup build test bench clean
+.PHONY: setup build test bench clean oracle
 
 ## setup: install missing Debian packages (a no-op when all are present)
 setup:
@@ -31,3 +31,12 @@ bench: build
 
 clean:
 	rm -rf .build
+
+## oracle: compare loss and gradient norms with ../shared/tools/torch_igpt.py (installs torch once)
+TORCH_PY := .venv-torch/bin/python
+oracle: build
+	@[ -x $(TORCH_PY) ] || (python3 -m venv .venv-torch && .venv-torch/bin/pip install -q torch numpy)
+	@for o in ar bert; do \
+	  .build/release/igpt oracle --objective $$o --seq 196 --out .build/oracle-$$o >/dev/null && \
+	  echo "$$o:" && $(TORCH_PY) Tests/Oracle/compare_with_torch.py .build/oracle-$$o ../shared/tools/torch_igpt.py $(TORCH_PY); \
+	done

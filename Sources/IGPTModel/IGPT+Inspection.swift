@@ -22,7 +22,7 @@ extension IGPT {
   /// Moves the head and norm gains off their initial values (zero, one), so gradients reach every
   /// tensor: the head starts at zero, which makes every gradient below it zero.
   public func perturbForTesting(rng: inout SeededRandom) {
-    for i in 0..<(config.vocab * config.embd) { params[layout.wtet + i] = Float(rng.normal() * 0.5) }
+    for i in 0..<(config.vocab * config.embd) { params[layout.wtet + i] = Float(rng.normal() * 0.1) }
     var gains = [layout.lnf]
     for b in layout.blocks { gains += [b.ln1, b.ln2] }
     for g in gains {

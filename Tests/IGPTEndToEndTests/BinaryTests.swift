@@ -1,0 +1,61 @@
+import Foundation
+import Testing
+import IGPTKernels
+
+/// The igpt binary started as a user would start it.
+@Suite(.serialized) struct BinaryTests {
+  /// Started without OPENBLAS_CORETYPE, igpt re-executes itself with the core type chosen from
+  /// the CPU's features and ends up on those kernels, never on the generic fallback.
+  @Test func picksOpenBLASKernelsByItself() throws {
+    let r = try IGPTBinary.run(["info", "--json"], environment: ["OPENBLAS_CORETYPE": nil])
+    #expect(r.status == 0)
+    let info = try IGPTBinary.json(r.stdout)
+    let chosen = OpenBLASCoreType.choose(flags: OpenBLASCoreType.cpuFlags())
+    if let chosen {
+      #expect(info["openblas_coretype_env"] as? String == chosen)
+      #expect((info["openblas_core"] as? String)?.lowercased() == chosen.lowercased())
+    }
+    #expect(info["openblas_core"] as? String != "Prescott" || chosen == nil)
+  }
+
+  /// A core type the user sets is respected (and proves the variable reaches OpenBLAS).
+  @Test func respectsTheUsersCoreType() throws {
+    let r = try IGPTBinary.run(["info", "--json"], environment: ["OPENBLAS_CORETYPE": "Haswell"])
+    let info = try IGPTBinary.json(r.stdout)
+    #expect(info["openblas_core"] as? String == "Haswell")
+    #expect(info["openblas_coretype_env"] as? String == "Haswell")
+  }
+
+  @Test func benchPrintsOneJSONLineWithEveryField() throws {
+    let r = try IGPTBinary.run([
+      "bench", "--layers", "2", "--embd", "32", "--heads", "4", "--seq", "16", "--batch", "2",
+      "--vocab", "8", "--steps", "2", "--threads", "2",
+    ])
+    #expect(r.status == 0, "\(r.stderr)")
+    let lines = r.stdout.split(separator: "\n")
+    #expect(lines.count == 1)
+    let j = try IGPTBinary.json(r.stdout)
+    for key in ["tokens_per_s", "median_step_ms", "gflops", "sgemm_gflops", "mfu", "openblas_core",
+                "threads", "peak_rss_mb"] {
+      #expect(j[key] != nil, "missing \(key)")
+    }
+    #expect((j["tokens_per_s"] as? Double ?? 0) > 0)
+    #expect((j["threads"] as? Int) == 2)
+    #expect(abs((j["loss"] as? Double ?? 0) - log(8.0)) < 0.1)
+  }
+
+  @Test(arguments: [
+    (["--embd", "100", "--heads", "8"], "divisible"),
+    (["--layers", "0"], "layers"),
+    (["--seq", "300", "--positions", "196"], "longer than"),
+    (["--vocab", "1"], "vocab"),
+  ])
+  func badConfigsGiveOneErrorLine(args: [String], word: String) throws {
+    let r = try IGPTBinary.run(["bench", "--steps", "1"] + args)
+    #expect(r.status != 0)
+    let lines = r.stderr.split(separator: "\n")
+    #expect(lines.count == 1, "\(r.stderr)")
+    #expect(r.stderr.contains(word))
+    #expect(r.stdout.isEmpty)
+  }
+}

@@ -1,0 +1,45 @@
+import Foundation
+
+/// Runs the built `igpt` binary as a real process.
+enum IGPTBinary {
+  /// .build/release/igpt (built by `make test` before the tests), else .build/debug/igpt.
+  static var url: URL {
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+      .deletingLastPathComponent().deletingLastPathComponent()
+    for config in ["release", "debug"] {
+      let u = root.appendingPathComponent(".build/\(config)/igpt")
+      if FileManager.default.isExecutableFile(atPath: u.path) { return u }
+    }
+    return root.appendingPathComponent(".build/release/igpt")
+  }
+
+  struct Result {
+    let status: Int32
+    let stdout: String
+    let stderr: String
+  }
+
+  /// Runs igpt with arguments and an environment edit (nil value = unset), waiting for it to end.
+  static func run(_ args: [String], environment edits: [String: String?] = [:]) throws -> Result {
+    let p = Process()
+    p.executableURL = url
+    p.arguments = args
+    var env = ProcessInfo.processInfo.environment
+    for (k, v) in edits { env[k] = v }
+    p.environment = env
+    let out = Pipe(), err = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    try p.run()
+    let o = out.fileHandleForReading.readDataToEndOfFile()
+    let e = err.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
+                  stderr: String(decoding: e, as: UTF8.self))
+  }
+
+  static func json(_ text: String) throws -> [String: Any] {
+    let line = text.split(separator: "\n").last.map(String.init) ?? ""
+    return try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] ?? [:]
+  }
+}
