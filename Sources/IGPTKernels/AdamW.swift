@@ -26,15 +26,31 @@ public enum AdamW {
     let c1 = 1 / (1 - Float(Double(b1).power(s.t)))
     let c2 = 1 / (1 - Float(Double(b2).power(s.t)))
     let lr = s.learningRate, eps = s.eps, wd = s.weightDecay
+    typealias V = FastMath.V
     Parallel.forChunks(count, align: 16) { _, r in
-      for i in r {
+      var i = r.lowerBound
+      // 16 lanes at a time; the scalar tail below uses the same formulas (sqrt16 on one lane).
+      while i + 16 <= r.upperBound {
+        let g = FastMath.load(grads + i) * V(repeating: gradScale)
+        let mi = V(repeating: b1) * FastMath.load(m + i) + V(repeating: 1 - b1) * g
+        let vi = V(repeating: b2) * FastMath.load(v + i) + V(repeating: 1 - b2) * g * g
+        FastMath.store(mi, m + i)
+        FastMath.store(vi, v + i)
+        let update = (mi * V(repeating: c1)) / (FastMath.sqrt16(vi * V(repeating: c2)) + V(repeating: eps))
+        let p = FastMath.load(params + i)
+        FastMath.store(p - V(repeating: lr) * (update + V(repeating: wd) * p), params + i)
+        i += 16
+      }
+      while i < r.upperBound {
         let g = grads[i] * gradScale
         let mi = b1 * m[i] + (1 - b1) * g
         let vi = b2 * v[i] + (1 - b2) * g * g
         m[i] = mi
         v[i] = vi
-        let update = (mi * c1) / ((vi * c2).squareRoot() + eps)
+        let root = FastMath.sqrt16(V(repeating: vi * c2))[0]
+        let update = (mi * c1) / (root + eps)
         params[i] -= lr * (update + wd * params[i])
+        i += 1
       }
     }
   }

@@ -5,14 +5,20 @@
 /// rows are cut into a few blocks and each block's products stop at its last allowed column, so
 /// most of the masked upper triangle is never computed.
 public enum Attention {
+  /// Row stride of the score and probability matrices: T rounded up to 16 floats, so every row
+  /// is processed in whole 16-lane vectors with no scalar tail.
+  @inline(__always)
+  public static func rowStride(_ T: Int) -> Int { (T + 15) / 16 * 16 }
+
   /// Row blocks per head: 1 without a mask; with one, about one block per 48 rows, at most 8.
   @inline(__always)
   static func blockCount(T: Int, causal: Bool) -> Int { causal ? min(8, max(1, T / 48)) : 1 }
 
-  /// out (B, T, C) and att (B, H, T, T) (the softmax probabilities, kept for backward)
+  /// out (B, T, C) and att (B, H, T, Tp) (the softmax probabilities, kept for backward;
+  /// Tp = rowStride(T))
   /// from qkv (B, T, 3C) laid out [q | k | v], each head-major (head h = columns h*D..<(h+1)*D).
   /// With the causal mask, att's entries above the diagonal are zero only up to the end of each
-  /// row's block; backward never reads past it.
+  /// row's block (or its 16-float vector); backward never reads past it.
   public static func forward(
     out: UnsafeMutablePointer<Float>, att: UnsafeMutablePointer<Float>,
     qkv: UnsafePointer<Float>, causal: Bool, B: Int, T: Int, C: Int, H: Int
@@ -20,12 +26,13 @@ public enum Attention {
     let D = C / H
     let scale = 1 / Float(D).squareRoot()
     let nb = blockCount(T: T, causal: causal)
+    let Tp = rowStride(T)
     Parallel.forChunks(B * H) { _, pairs in
       for bh in pairs {
         let b = bh / H, h = bh % H
         let q = qkv + b * T * 3 * C + h * D
         let k = q + C, v = q + 2 * C
-        let s = att + bh * T * T
+        let s = att + bh * T * Tp
         let o = out + b * T * C + h * D
         for block in 0..<nb {
           let rows = Parallel.chunkRange(block, of: nb, count: T)
@@ -34,24 +41,26 @@ public enum Attention {
           // S (rows, cols) = scale * Q[rows] @ K[0..<cols]^T
           BLAS.sgemm(
             transB: true, m: rows.count, n: cols, k: D, alpha: scale, a: q + r0 * 3 * C,
-            lda: 3 * C, b: k, ldb: 3 * C, beta: 0, c: s + r0 * T, ldc: T)
+            lda: 3 * C, b: k, ldb: 3 * C, beta: 0, c: s + r0 * Tp, ldc: Tp)
           for i in rows {
-            let row = s + i * T
+            let row = s + i * Tp
             let n = causal ? i + 1 : T
-            Softmax.inPlace(row, n)
-            if n < cols { (row + n).update(repeating: 0, count: cols - n) }
+            let width = (n + 15) / 16 * 16
+            Softmax.inPlaceMasked(row, valid: n, width: width)
+            if width < cols { (row + width).update(repeating: 0, count: cols - width) }
           }
           // out[rows] (rows, D) = P (rows, cols) @ V[0..<cols]
           BLAS.sgemm(
-            m: rows.count, n: D, k: cols, a: s + r0 * T, lda: T, b: v, ldb: 3 * C, beta: 0,
+            m: rows.count, n: D, k: cols, a: s + r0 * Tp, lda: Tp, b: v, ldb: 3 * C, beta: 0,
             c: o + r0 * C, ldc: C)
         }
       }
     }
   }
 
-  /// dqkv (B, T, 3C) = (overwritten) from dout (B, T, C), given qkv and the saved att (B, H, T, T).
-  /// `scratch` holds Parallel.threads * T * T floats (dP, then dS, for one pair at a time).
+  /// dqkv (B, T, 3C) = (overwritten) from dout (B, T, C), given qkv and the saved att (B, H, T, Tp).
+  /// `scratch` holds Parallel.threads * T * Tp floats (dP, then dS, for one pair at a time) and
+  /// must start zeroed (entries past a row's end are read, multiplied by P = 0).
   public static func backward(
     dqkv: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, qkv: UnsafePointer<Float>,
     att: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>, causal: Bool,
@@ -60,15 +69,16 @@ public enum Attention {
     let D = C / H
     let scale = 1 / Float(D).squareRoot()
     let nb = blockCount(T: T, causal: causal)
+    let Tp = rowStride(T)
     Parallel.forChunks(B * H) { chunk, pairs in
-      let ds = scratch + chunk * T * T
+      let ds = scratch + chunk * T * Tp
       for bh in pairs {
         let b = bh / H, h = bh % H
         let q = qkv + b * T * 3 * C + h * D
         let k = q + C, v = q + 2 * C
         let dq = dqkv + b * T * 3 * C + h * D
         let dk = dq + C, dv = dq + 2 * C
-        let p = att + bh * T * T
+        let p = att + bh * T * Tp
         let dO = dout + b * T * C + h * D
         for block in 0..<nb {
           let rows = Parallel.chunkRange(block, of: nb, count: T)
@@ -77,18 +87,17 @@ public enum Attention {
           // dP (rows, cols) = dO[rows] @ V[0..<cols]^T
           BLAS.sgemm(
             transB: true, m: rows.count, n: cols, k: D, a: dO + r0 * C, lda: C, b: v,
-            ldb: 3 * C, beta: 0, c: ds + r0 * T, ldc: T)
-          // dS = P * (dP - sum_j dP * P), in place; zero where masked.
+            ldb: 3 * C, beta: 0, c: ds + r0 * Tp, ldc: Tp)
+          // dS = P * (dP - sum_j dP * P), in place; zero where masked (there P = 0).
           for i in rows {
-            let pr = p + i * T, dr = ds + i * T
-            let n = causal ? i + 1 : T
-            let dotp = FastMath.dot(pr, dr, n)
-            for j in 0..<n { dr[j] = pr[j] * (dr[j] - dotp) }
-            if n < cols { (dr + n).update(repeating: 0, count: cols - n) }
+            let pr = p + i * Tp, dr = ds + i * Tp
+            let width = ((causal ? i + 1 : T) + 15) / 16 * 16
+            Softmax.backwardInPlace(dr, probs: pr, width: width)
+            if width < cols { (dr + width).update(repeating: 0, count: cols - width) }
           }
           // dQ[rows] = scale * dS (rows, cols) @ K[0..<cols]
           BLAS.sgemm(
-            m: rows.count, n: D, k: cols, alpha: scale, a: ds + r0 * T, lda: T, b: k,
+            m: rows.count, n: D, k: cols, alpha: scale, a: ds + r0 * Tp, lda: Tp, b: k,
             ldb: 3 * C, beta: 0, c: dq + r0 * 3 * C, ldc: 3 * C)
         }
         // Column block c is only attended to by rows c0..<T (causal): it needs those rows alone.
@@ -98,11 +107,11 @@ public enum Attention {
           let r0 = causal ? c0 : 0
           // dV[cols] = P[r0..<T, cols]^T @ dO[r0..<T] ; dK[cols] = scale * dS[r0..<T, cols]^T @ Q[r0..<T]
           BLAS.sgemm(
-            transA: true, m: cols.count, n: D, k: T - r0, a: p + r0 * T + c0, lda: T,
+            transA: true, m: cols.count, n: D, k: T - r0, a: p + r0 * Tp + c0, lda: Tp,
             b: dO + r0 * C, ldb: C, beta: 0, c: dv + c0 * 3 * C, ldc: 3 * C)
           BLAS.sgemm(
-            transA: true, m: cols.count, n: D, k: T - r0, alpha: scale, a: ds + r0 * T + c0,
-            lda: T, b: q + r0 * 3 * C, ldb: 3 * C, beta: 0, c: dk + c0 * 3 * C, ldc: 3 * C)
+            transA: true, m: cols.count, n: D, k: T - r0, alpha: scale, a: ds + r0 * Tp + c0,
+            lda: Tp, b: q + r0 * 3 * C, ldb: 3 * C, beta: 0, c: dk + c0 * 3 * C, ldc: 3 * C)
         }
       }
     }

@@ -47,4 +47,63 @@ public enum Softmax {
     }
     return mx + logf(sum)
   }
+
+  /// In place over a row whose first `valid` entries are scores and whose length `width` is a
+  /// multiple of 16: entries valid..<width become exactly 0, the rest their softmax.
+  @inline(__always)
+  public static func inPlaceMasked(_ row: UnsafeMutablePointer<Float>, valid: Int, width: Int) {
+    typealias V = FastMath.V
+    let lane = V(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+    let lowest = V(repeating: -Float.greatestFiniteMagnitude)
+    // the last vector holds the padding: lanes past `valid` read as -max before the max
+    let last = width - 16
+    let tailValid = V(repeating: Float(valid - last))
+    var vmax = lowest
+    var i = 0
+    while i < last {
+      vmax = FastMath.max16(vmax, FastMath.load(row + i))
+      i += 16
+    }
+    let tail = FastMath.load(row + last).replacing(with: lowest, where: lane .>= tailValid)
+    vmax = FastMath.max16(vmax, tail)
+    let vm = V(repeating: vmax.max())
+    var vsum = V()
+    i = 0
+    while i < last {
+      let e = FastMath.exp16(FastMath.load(row + i) - vm)
+      FastMath.store(e, row + i)
+      vsum += e
+      i += 16
+    }
+    let eTail = FastMath.exp16(tail - vm).replacing(with: 0, where: lane .>= tailValid)
+    vsum += eTail
+    let vinv = V(repeating: 1 / vsum.sum())
+    i = 0
+    while i < last {
+      FastMath.store(FastMath.load(row + i) * vinv, row + i)
+      i += 16
+    }
+    FastMath.store(eTail * vinv, row + last)
+  }
+
+  /// Softmax backward in place: d[j] = p[j] * (d[j] - sum_k d[k] p[k]) over `width` entries
+  /// (a multiple of 16); where p is 0 the result is 0.
+  @inline(__always)
+  public static func backwardInPlace(
+    _ d: UnsafeMutablePointer<Float>, probs p: UnsafePointer<Float>, width: Int
+  ) {
+    typealias V = FastMath.V
+    var acc = V()
+    var i = 0
+    while i < width {
+      acc += FastMath.load(d + i) * FastMath.load(p + i)
+      i += 16
+    }
+    let dot = V(repeating: acc.sum())
+    i = 0
+    while i < width {
+      FastMath.store(FastMath.load(p + i) * (FastMath.load(d + i) - dot), d + i)
+      i += 16
+    }
+  }
 }

@@ -12,7 +12,7 @@ final class Activations {
   let ln1, ln2, atty, residual2, residual3: UnsafeMutablePointer<Float>  // (L, B, T, C)
   let ln1Rstd, ln2Rstd: UnsafeMutablePointer<Float>  // (L, B, T)
   let qkv: UnsafeMutablePointer<Float>  // (L, B, T, 3C)
-  let att: UnsafeMutablePointer<Float>  // (L, B, H, T, T)
+  let att: UnsafeMutablePointer<Float>  // (L, B, H, T, Tp), Tp = Attention.rowStride(T)
   let fch, fchGelu: UnsafeMutablePointer<Float>  // (L, B, T, 4C)
   let lnf: UnsafeMutablePointer<Float>  // (B, T, C)
   let lnfRstd: UnsafeMutablePointer<Float>  // (B, T)
@@ -27,7 +27,7 @@ final class Activations {
   let datty: UnsafeMutablePointer<Float>  // (B, T, C)
   let dqkv: UnsafeMutablePointer<Float>  // (B, T, 3C)
   let dfch: UnsafeMutablePointer<Float>  // (B, T, 4C)
-  let dscores: UnsafeMutablePointer<Float>  // (threads, T, T)
+  let dscores: UnsafeMutablePointer<Float>  // (threads, T, Tp)
   let normScratch: UnsafeMutablePointer<Float>  // (threads, C)
 
   init(config c: ModelConfig, B: Int, T: Int, threads: Int) {
@@ -40,13 +40,13 @@ final class Activations {
       BT * C,  // encoded
       L * BT * C, L * BT * C, L * BT * C, L * BT * C, L * BT * C,  // ln1 ln2 atty residual2 residual3
       L * BT, L * BT,  // ln1Rstd ln2Rstd
-      L * BT * 3 * C, L * B * H * T * T,  // qkv att
+      L * BT * 3 * C, L * B * H * T * Attention.rowStride(T),  // qkv att
       L * BT * 4 * C, L * BT * 4 * C,  // fch fchGelu
       BT * C, BT,  // lnf lnfRstd
       BT * V, BT, BT, BT,  // logits losses weights targets
       BT * C, BT * C, BT * C, BT * C,  // proj dresidual dln datty
       BT * 3 * C, BT * 4 * C,  // dqkv dfch
-      threads * T * T, threads * C,  // dscores normScratch
+      threads * T * Attention.rowStride(T), threads * C,  // dscores normScratch
     ]
     let total = sizes.reduce(0) { $0 + ($1 + 15) / 16 * 16 }
     let base = UnsafeMutablePointer<Float>.allocate(capacity: total)

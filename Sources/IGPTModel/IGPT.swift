@@ -114,30 +114,52 @@ public final class IGPT {
     guard T >= 1 && T <= config.seq else { fatalError("sequence length \(T) outside 1...\(config.seq)") }
     let C = config.embd, H = config.heads, N = B * T
     let p = params
-    Encoder.forward(
-      out: a.encoded, tokens: tokens, wte: p + layout.wte, sos: p + layout.sos,
-      wpe: p + layout.wpe, mask: checkedMask(mask), B: B, T: T, C: C)
+    StepProfile.measure("encoder_forward") {
+      Encoder.forward(
+        out: a.encoded, tokens: tokens, wte: p + layout.wte, sos: p + layout.sos,
+        wpe: p + layout.wpe, mask: checkedMask(mask), B: B, T: T, C: C)
+    }
     var residual = a.encoded
     for l in 0..<layers {
       let w = layout.blocks[l]
       let ln1 = a.ln1 + l * N * C, ln1Rstd = a.ln1Rstd + l * N
-      let qkv = a.qkv + l * N * 3 * C, att = a.att + l * B * H * T * T
+      let qkv = a.qkv + l * N * 3 * C, att = a.att + l * B * H * T * Attention.rowStride(T)
       let atty = a.atty + l * N * C, residual2 = a.residual2 + l * N * C
       let ln2 = a.ln2 + l * N * C, ln2Rstd = a.ln2Rstd + l * N
       let fch = a.fch + l * N * 4 * C, fchGelu = a.fchGelu + l * N * 4 * C
       let residual3 = a.residual3 + l * N * C
 
-      RMSNorm.forward(out: ln1, rstd: ln1Rstd, inp: residual, g: p + w.ln1, N: N, C: C)
+      StepProfile.measure("rmsnorm_forward") {
+        RMSNorm.forward(out: ln1, rstd: ln1Rstd, inp: residual, g: p + w.ln1, N: N, C: C)
+      }
       if stopAtNorm && l == layers - 1 { return residual }
-      Matmul.forward(out: qkv, inp: ln1, w: p + w.qkvw, N: N, C: C, OC: 3 * C)
-      Attention.forward(out: atty, att: att, qkv: qkv, causal: isCausal, B: B, T: T, C: C, H: H)
-      Matmul.forward(out: a.proj, inp: atty, w: p + w.attprojw, N: N, C: C, OC: C)
-      Residual.forward(out: residual2, a: residual, b: a.proj, N: N * C)
-      RMSNorm.forward(out: ln2, rstd: ln2Rstd, inp: residual2, g: p + w.ln2, N: N, C: C)
-      Matmul.forward(out: fch, inp: ln2, w: p + w.fcw, N: N, C: C, OC: 4 * C)
-      GELU2.forward(out: fchGelu, inp: fch, N: N * 4 * C)
-      Matmul.forward(out: a.proj, inp: fchGelu, w: p + w.fcprojw, N: N, C: 4 * C, OC: C)
-      Residual.forward(out: residual3, a: residual2, b: a.proj, N: N * C)
+      StepProfile.measure("matmul_forward") {
+        Matmul.forward(out: qkv, inp: ln1, w: p + w.qkvw, N: N, C: C, OC: 3 * C)
+      }
+      StepProfile.measure("attention_forward") {
+        Attention.forward(out: atty, att: att, qkv: qkv, causal: isCausal, B: B, T: T, C: C, H: H)
+      }
+      StepProfile.measure("matmul_forward") {
+        Matmul.forward(out: a.proj, inp: atty, w: p + w.attprojw, N: N, C: C, OC: C)
+      }
+      StepProfile.measure("residual_forward") {
+        Residual.forward(out: residual2, a: residual, b: a.proj, N: N * C)
+      }
+      StepProfile.measure("rmsnorm_forward") {
+        RMSNorm.forward(out: ln2, rstd: ln2Rstd, inp: residual2, g: p + w.ln2, N: N, C: C)
+      }
+      StepProfile.measure("matmul_forward") {
+        Matmul.forward(out: fch, inp: ln2, w: p + w.fcw, N: N, C: C, OC: 4 * C)
+      }
+      StepProfile.measure("gelu2_forward") {
+        GELU2.forward(out: fchGelu, inp: fch, N: N * 4 * C)
+      }
+      StepProfile.measure("matmul_forward") {
+        Matmul.forward(out: a.proj, inp: fchGelu, w: p + w.fcprojw, N: N, C: 4 * C, OC: C)
+      }
+      StepProfile.measure("residual_forward") {
+        Residual.forward(out: residual3, a: residual2, b: a.proj, N: N * C)
+      }
       residual = residual3
     }
     return residual
@@ -150,15 +172,21 @@ public final class IGPT {
   ) -> Double {
     let C = config.embd, V = config.vocab, N = B * T
     let residual = blocks(a, tokens: tokens, mask: mask, B: B, T: T, layers: config.layers)
-    RMSNorm.forward(out: a.lnf, rstd: a.lnfRstd, inp: residual, g: params + layout.lnf, N: N, C: C)
-    Head.forward(logits: a.logits, x: a.lnf, w: params + layout.wtet, N: N, C: C, V: V)
+    StepProfile.measure("rmsnorm_forward") {
+      RMSNorm.forward(out: a.lnf, rstd: a.lnfRstd, inp: residual, g: params + layout.lnf, N: N, C: C)
+    }
+    StepProfile.measure("head_forward") {
+      Head.forward(logits: a.logits, x: a.lnf, w: params + layout.wtet, N: N, C: C, V: V)
+    }
     for i in 0..<N {
       let t = tokens[i]
       guard t >= 0 && Int(t) < V else { fatalError("token \(t) outside the palette 0..<\(V)") }
       a.targets[i] = t
     }
     lossWeights(a.weights, mask: checkedMask(mask), B: B, T: T)
-    CrossEntropy.forward(losses: a.losses, logits: a.logits, targets: a.targets, N: N, V: V)
+    StepProfile.measure("cross_entropy_forward") {
+      CrossEntropy.forward(losses: a.losses, logits: a.logits, targets: a.targets, N: N, V: V)
+    }
     let loss = CrossEntropy.weightedSum(losses: a.losses, weights: a.weights, N: N)
     if lossScale != 1 {
       for i in 0..<N { a.weights[i] *= lossScale }
@@ -185,52 +213,76 @@ public final class IGPT {
   ) {
     let C = config.embd, H = config.heads, V = config.vocab, N = B * T, L = config.layers
     let p = params, g = grads
-    CrossEntropy.backward(
-      dlogits: a.logits, probs: a.logits, targets: a.targets, weights: a.weights, N: N, V: V)
+    StepProfile.measure("cross_entropy_backward") {
+      CrossEntropy.backward(
+        dlogits: a.logits, probs: a.logits, targets: a.targets, weights: a.weights, N: N, V: V)
+    }
     a.dln.update(repeating: 0, count: N * C)
-    Head.backward(
-      dx: a.dln, dw: g + layout.wtet, dlogits: a.logits, x: a.lnf, w: p + layout.wtet,
-      N: N, C: C, V: V)
+    StepProfile.measure("head_backward") {
+      Head.backward(
+        dx: a.dln, dw: g + layout.wtet, dlogits: a.logits, x: a.lnf, w: p + layout.wtet,
+        N: N, C: C, V: V)
+    }
     let dres = a.dresidual
     dres.update(repeating: 0, count: N * C)
-    RMSNorm.backward(
-      dinp: dres, dg: g + layout.lnf, dout: a.dln, inp: a.residual3 + (L - 1) * N * C,
-      g: p + layout.lnf, rstd: a.lnfRstd, scratch: a.normScratch, N: N, C: C)
+    StepProfile.measure("rmsnorm_backward") {
+      RMSNorm.backward(
+        dinp: dres, dg: g + layout.lnf, dout: a.dln, inp: a.residual3 + (L - 1) * N * C,
+        g: p + layout.lnf, rstd: a.lnfRstd, scratch: a.normScratch, N: N, C: C)
+    }
     // dres is the gradient of the residual stream; a residual add passes it through unchanged,
     // so each branch's backward adds its input gradient into dres.
     for l in stride(from: L - 1, through: 0, by: -1) {
       let w = layout.blocks[l]
       let residual = l == 0 ? a.encoded : a.residual3 + (l - 1) * N * C
       let ln1 = a.ln1 + l * N * C, ln1Rstd = a.ln1Rstd + l * N
-      let qkv = a.qkv + l * N * 3 * C, att = a.att + l * B * H * T * T
+      let qkv = a.qkv + l * N * 3 * C, att = a.att + l * B * H * T * Attention.rowStride(T)
       let atty = a.atty + l * N * C, residual2 = a.residual2 + l * N * C
       let ln2 = a.ln2 + l * N * C, ln2Rstd = a.ln2Rstd + l * N
       let fch = a.fch + l * N * 4 * C, fchGelu = a.fchGelu + l * N * 4 * C
 
-      Matmul.backward(
-        dinp: a.dfch, dw: g + w.fcprojw, dout: dres, inp: fchGelu, w: p + w.fcprojw,
-        N: N, C: 4 * C, OC: C)
-      GELU2.backward(dinp: a.dfch, dout: a.dfch, inp: fch, N: N * 4 * C)
-      Matmul.backward(
-        dinp: a.dln, dw: g + w.fcw, dout: a.dfch, inp: ln2, w: p + w.fcw, N: N, C: C, OC: 4 * C)
-      RMSNorm.backward(
-        dinp: dres, dg: g + w.ln2, dout: a.dln, inp: residual2, g: p + w.ln2, rstd: ln2Rstd,
-        scratch: a.normScratch, N: N, C: C)
-      Matmul.backward(
-        dinp: a.datty, dw: g + w.attprojw, dout: dres, inp: atty, w: p + w.attprojw,
-        N: N, C: C, OC: C)
-      Attention.backward(
-        dqkv: a.dqkv, dout: a.datty, qkv: qkv, att: att, scratch: a.dscores, causal: isCausal,
-        B: B, T: T, C: C, H: H)
-      Matmul.backward(
-        dinp: a.dln, dw: g + w.qkvw, dout: a.dqkv, inp: ln1, w: p + w.qkvw, N: N, C: C, OC: 3 * C)
-      RMSNorm.backward(
-        dinp: dres, dg: g + w.ln1, dout: a.dln, inp: residual, g: p + w.ln1, rstd: ln1Rstd,
-        scratch: a.normScratch, N: N, C: C)
+      StepProfile.measure("matmul_backward") {
+        Matmul.backward(
+          dinp: a.dfch, dw: g + w.fcprojw, dout: dres, inp: fchGelu, w: p + w.fcprojw,
+          N: N, C: 4 * C, OC: C)
+      }
+      StepProfile.measure("gelu2_backward") {
+        GELU2.backward(dinp: a.dfch, dout: a.dfch, inp: fch, N: N * 4 * C)
+      }
+      StepProfile.measure("matmul_backward") {
+        Matmul.backward(
+          dinp: a.dln, dw: g + w.fcw, dout: a.dfch, inp: ln2, w: p + w.fcw, N: N, C: C, OC: 4 * C)
+      }
+      StepProfile.measure("rmsnorm_backward") {
+        RMSNorm.backward(
+          dinp: dres, dg: g + w.ln2, dout: a.dln, inp: residual2, g: p + w.ln2, rstd: ln2Rstd,
+          scratch: a.normScratch, N: N, C: C)
+      }
+      StepProfile.measure("matmul_backward") {
+        Matmul.backward(
+          dinp: a.datty, dw: g + w.attprojw, dout: dres, inp: atty, w: p + w.attprojw,
+          N: N, C: C, OC: C)
+      }
+      StepProfile.measure("attention_backward") {
+        Attention.backward(
+          dqkv: a.dqkv, dout: a.datty, qkv: qkv, att: att, scratch: a.dscores, causal: isCausal,
+          B: B, T: T, C: C, H: H)
+      }
+      StepProfile.measure("matmul_backward") {
+        Matmul.backward(
+          dinp: a.dln, dw: g + w.qkvw, dout: a.dqkv, inp: ln1, w: p + w.qkvw, N: N, C: C, OC: 3 * C)
+      }
+      StepProfile.measure("rmsnorm_backward") {
+        RMSNorm.backward(
+          dinp: dres, dg: g + w.ln1, dout: a.dln, inp: residual, g: p + w.ln1, rstd: ln1Rstd,
+          scratch: a.normScratch, N: N, C: C)
+      }
     }
-    Encoder.backward(
-      dwte: g + layout.wte, dsos: g + layout.sos, dwpe: g + layout.wpe, dout: dres,
-      tokens: tokens, mask: checkedMask(mask), B: B, T: T, C: C)
+    StepProfile.measure("encoder_backward") {
+      Encoder.backward(
+        dwte: g + layout.wte, dsos: g + layout.sos, dwpe: g + layout.wpe, dout: dres,
+        tokens: tokens, mask: checkedMask(mask), B: B, T: T, C: C)
+    }
   }
 
   // MARK: - Forward-only views
@@ -249,7 +301,9 @@ public final class IGPT {
     let residual = padded.withUnsafeBufferPointer { tk in
       blocks(a, tokens: tk.baseAddress!, mask: nil, B: B, T: T, layers: config.layers)
     }
-    RMSNorm.forward(out: a.lnf, rstd: a.lnfRstd, inp: residual, g: params + layout.lnf, N: N, C: C)
+    StepProfile.measure("rmsnorm_forward") {
+      RMSNorm.forward(out: a.lnf, rstd: a.lnfRstd, inp: residual, g: params + layout.lnf, N: N, C: C)
+    }
     var out = [Float](repeating: 0, count: B * V)
     out.withUnsafeMutableBufferPointer { o in
       for b in 0..<B {
@@ -275,7 +329,9 @@ public final class IGPT {
       normed = a.ln1 + layer * N * C
     } else {
       let residual = blocks(a, tokens: tokens, mask: mask, B: B, T: T, layers: config.layers)
-      RMSNorm.forward(out: a.lnf, rstd: a.lnfRstd, inp: residual, g: params + layout.lnf, N: N, C: C)
+      StepProfile.measure("rmsnorm_forward") {
+        RMSNorm.forward(out: a.lnf, rstd: a.lnfRstd, inp: residual, g: params + layout.lnf, N: N, C: C)
+      }
       normed = a.lnf
     }
     var out = [Float](repeating: 0, count: B * C)

@@ -28,6 +28,8 @@ struct BenchCommand: ParsableCommand {
   @Option(help: "Timed steps (after 2 warm-up steps).") var steps = 10
   @Option(help: "Objective: ar or bert.") var objective: ModelConfig.Objective = .ar
   @Option(help: "Seed for parameters and tokens.") var seed: UInt64 = 1
+  @Flag(help: "Also report milliseconds per step in each kernel (profile_ms); adds timing overhead.")
+  var profile = false
 
   func validate() throws {
     if threads < 1 { throw ValidationError("--threads must be at least 1") }
@@ -56,18 +58,21 @@ struct BenchCommand: ParsableCommand {
     var t = 0
     func step() -> Double {
       t += 1
-      model.zeroGradients()
+      StepProfile.measure("zero_grad") { model.zeroGradients() }
       let loss = tokens.withUnsafeBufferPointer { tk in
         mask.withUnsafeBufferPointer { mk in
           model.forwardBackward(
             tokens: tk.baseAddress!, mask: mk.baseAddress!, batch: batch, length: seq)
         }
       }
-      AdamW.update(params: model.params, grads: model.grads, m: m, v: v, count: n,
-                   step: .init(learningRate: 1e-4, t: t))
+      StepProfile.measure("adamw") {
+        AdamW.update(params: model.params, grads: model.grads, m: m, v: v, count: n,
+                     step: .init(learningRate: 1e-4, t: t))
+      }
       return loss
     }
     for _ in 0..<2 { _ = step() }
+    StepProfile.enabled = profile
     var times: [Double] = []
     var loss = 0.0
     for _ in 0..<steps {
@@ -75,6 +80,7 @@ struct BenchCommand: ParsableCommand {
       loss = step()
       times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
     }
+    StepProfile.enabled = false
     let median = times.sorted()[times.count / 2]
     let tokensPerStep = Double(batch * seq)
     let L = Double(layers), C = Double(embd), T = Double(seq), V = Double(vocab)
@@ -89,7 +95,11 @@ struct BenchCommand: ParsableCommand {
       "gflops": round3(gflops), "sgemm_gflops": round3(ceiling), "mfu": round3(gflops / ceiling),
       "loss": loss, "peak_rss_mb": round3(PeakMemory.residentMB()),
     ]
-    let data = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
+    var output = result
+    if profile {
+      output["profile_ms"] = StepProfile.milliseconds.mapValues { round3($0 / Double(steps)) }
+    }
+    let data = try JSONSerialization.data(withJSONObject: output, options: [.sortedKeys])
     print(String(decoding: data, as: UTF8.self))
   }
 

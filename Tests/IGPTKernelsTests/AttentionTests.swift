@@ -41,7 +41,7 @@ import Testing
 
   func run(_ qkv: [Float], causal: Bool, B: Int, T: Int, C: Int, H: Int) -> [Float] {
     var out = [Float](repeating: 0, count: B * T * C)
-    var att = [Float](repeating: 0, count: B * H * T * T)
+    var att = [Float](repeating: 0, count: B * H * T * Attention.rowStride(T))
     Attention.forward(out: &out, att: &att, qkv: qkv, causal: causal, B: B, T: T, C: C, H: H)
     return out
   }
@@ -64,10 +64,10 @@ import Testing
     var qkv = r.normal(B * T * 3 * C)
     let dout = r.normal(B * T * C)
     var out = [Float](repeating: 0, count: B * T * C)
-    var att = [Float](repeating: 0, count: B * H * T * T)
+    var att = [Float](repeating: 0, count: B * H * T * Attention.rowStride(T))
     Attention.forward(out: &out, att: &att, qkv: qkv, causal: causal, B: B, T: T, C: C, H: H)
     var dqkv = [Float](repeating: 5, count: B * T * 3 * C)  // overwritten
-    var scratch = [Float](repeating: 0, count: 2 * T * T)
+    var scratch = [Float](repeating: 0, count: 2 * T * Attention.rowStride(T))
     Attention.backward(dqkv: &dqkv, dout: dout, qkv: qkv, att: att, scratch: &scratch,
                        causal: causal, B: B, T: T, C: C, H: H)
     let err = worstGradientError(x: &qkv, analytic: dqkv, samples: 60) {
@@ -78,7 +78,8 @@ import Testing
       // Only the last query attends to the last position: dV[T-1] = P[T-1, T-1] * dO[T-1].
       let D = C / H
       for h in 0..<H {
-        let p = att[((B - 1) * H + h) * T * T + (T - 1) * T + T - 1]
+        let Tp = Attention.rowStride(T)
+        let p = att[((B - 1) * H + h) * T * Tp + (T - 1) * Tp + T - 1]
         for d in 0..<D {
           let dv = dqkv[((B - 1) * T + T - 1) * 3 * C + 2 * C + h * D + d]
           let want = p * dout[((B - 1) * T + T - 1) * C + h * D + d]

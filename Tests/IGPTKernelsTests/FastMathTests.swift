@@ -21,6 +21,31 @@ import Testing
     #expect(FastMath.exp(-1000) >= 0)
   }
 
+  @Test func sqrtIsAccurateAndZeroAtZero() {
+    var worst = 0.0
+    var x: Float = 1e-20
+    while x < 1e20 {
+      let got = Double(FastMath.sqrt16(FastMath.V(repeating: x))[0])
+      worst = max(worst, abs(got - Double(x).squareRoot()) / Double(x).squareRoot())
+      x *= 1.37
+    }
+    #expect(worst < 3e-7)
+    #expect(FastMath.sqrt16(FastMath.V())[0] == 0)
+  }
+
+  @Test func maskedSoftmaxZeroesPaddingExactly() {
+    var r = Rand(5)
+    for valid in [1, 7, 16, 17, 40] {
+      let width = (valid + 15) / 16 * 16
+      var row = r.normal(width, std: 2)
+      let want = row[0..<valid].map { exp(Double($0)) }
+      let z = want.reduce(0, +)
+      Softmax.inPlaceMasked(&row, valid: valid, width: width)
+      for j in 0..<valid { #expect(abs(Double(row[j]) - want[j] / z) < 1e-6) }
+      for j in valid..<width { #expect(row[j] == 0) }
+    }
+  }
+
   @Test func softmaxSumsToOneAndReturnsLogSumExp() {
     var r = Rand(3)
     for n in [1, 5, 16, 17, 196] {
