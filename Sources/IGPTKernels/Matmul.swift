@@ -19,6 +19,20 @@ public enum Matmul {
     dout: UnsafePointer<Float>, inp: UnsafePointer<Float>, w: UnsafePointer<Float>,
     N: Int, C: Int, OC: Int
   ) {
+    if Parallel.threads == 2 {
+      // Two threads: one computes dinp, the other dw. The two products have the same FLOPs,
+      // and each runs unsplit (no operand packed twice): measured faster than splitting both.
+      Parallel.forChunks(2) { chunk, _ in
+        if chunk == 0 {
+          BLAS.sgemm(transB: true, m: N, n: C, k: OC, a: dout, lda: OC, b: w, ldb: OC, beta: 0,
+                     c: dinp, ldc: C)
+        } else {
+          BLAS.sgemm(transA: true, m: C, n: OC, k: N, a: inp, lda: C, b: dout, ldb: OC, beta: 1,
+                     c: dw, ldc: OC)
+        }
+      }
+      return
+    }
     Parallel.forChunks(N, align: 16) { _, rows in
       BLAS.sgemm(
         transB: true, m: rows.count, n: C, k: OC, a: dout + rows.lowerBound * OC, lda: OC,

@@ -13,7 +13,7 @@ final class Activations {
   let ln1Rstd, ln2Rstd: UnsafeMutablePointer<Float>  // (L, B, T)
   let qkv: UnsafeMutablePointer<Float>  // (L, B, T, 3C)
   let att: UnsafeMutablePointer<Float>  // (L, B, H, T, Tp), Tp = Attention.rowStride(T)
-  let fch, fchGelu: UnsafeMutablePointer<Float>  // (L, B, T, 4C)
+  let fch, fchGelu: UnsafeMutablePointer<Float>  // (L, B, T, 4C); fch ends as sigmoid(1.702 fch)
   let lnf: UnsafeMutablePointer<Float>  // (B, T, C)
   let lnfRstd: UnsafeMutablePointer<Float>  // (B, T)
   let logits: UnsafeMutablePointer<Float>  // (B, T, V): logits, then probs, then dlogits

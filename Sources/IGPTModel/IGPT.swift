@@ -152,7 +152,7 @@ public final class IGPT {
         Matmul.forward(out: fch, inp: ln2, w: p + w.fcw, N: N, C: C, OC: 4 * C)
       }
       StepProfile.measure("gelu2_forward") {
-        GELU2.forward(out: fchGelu, inp: fch, N: N * 4 * C)
+        GELU2.forward(out: fchGelu, sig: fch, inp: fch, N: N * 4 * C)
       }
       StepProfile.measure("matmul_forward") {
         Matmul.forward(out: a.proj, inp: fchGelu, w: p + w.fcprojw, N: N, C: 4 * C, OC: C)
@@ -247,7 +247,7 @@ public final class IGPT {
           N: N, C: 4 * C, OC: C)
       }
       StepProfile.measure("gelu2_backward") {
-        GELU2.backward(dinp: a.dfch, dout: a.dfch, inp: fch, N: N * 4 * C)
+        GELU2.backward(dinp: a.dfch, dout: a.dfch, out: fchGelu, sig: fch, N: N * 4 * C)
       }
       StepProfile.measure("matmul_backward") {
         Matmul.backward(

@@ -44,6 +44,21 @@ import IGPTKernels
     #expect(abs((j["loss"] as? Double ?? 0) - log(8.0)) < 0.1)
   }
 
+  /// Every thread count splits the kernels differently; all must train the same model (up to
+  /// float summation order), and each must repeat itself exactly.
+  @Test func threadCountsAgree() throws {
+    func loss(_ threads: Int) throws -> Double {
+      let r = try IGPTBinary.run([
+        "bench", "--layers", "2", "--embd", "64", "--heads", "4", "--seq", "40", "--batch", "3",
+        "--vocab", "16", "--steps", "3", "--threads", "\(threads)",
+      ])
+      return try IGPTBinary.json(r.stdout)["loss"] as? Double ?? .nan
+    }
+    let one = try loss(1), two = try loss(2), three = try loss(3)
+    #expect(abs(one - two) < 1e-4 && abs(three - two) < 1e-4)
+    #expect(try loss(3) == three)
+  }
+
   @Test(arguments: [
     (["--embd", "100", "--heads", "8"], "divisible"),
     (["--layers", "0"], "layers"),

@@ -87,8 +87,8 @@ import Testing
     var x = r.normal(N, std: 2)
     let dout = r.normal(N)
     func forward(_ x: [Float]) -> [Float] {
-      var out = [Float](repeating: 0, count: N)
-      GELU2.forward(out: &out, inp: x, N: N)
+      var out = [Float](repeating: 0, count: N), sig = [Float](repeating: 0, count: N)
+      GELU2.forward(out: &out, sig: &sig, inp: x, N: N)
       return out
     }
     let out = forward(x)
@@ -96,8 +96,10 @@ import Testing
       let exact = Double(x[i]) / (1 + Foundation_exp(-1.702 * Double(x[i])))
       #expect(abs(Double(out[i]) - exact) < 1e-5 * max(1, abs(exact)))
     }
-    var dx = [Float](repeating: 0, count: N)
-    GELU2.backward(dinp: &dx, dout: dout, inp: x, N: N)
+    var dx = [Float](repeating: 0, count: N), sig = [Float](repeating: 0, count: N)
+    var y = [Float](repeating: 0, count: N)
+    GELU2.forward(out: &y, sig: &sig, inp: x, N: N)
+    GELU2.backward(dinp: &dx, dout: dout, out: y, sig: sig, N: N)
     #expect(worstGradientError(x: &x, analytic: dx, eps: 1e-3) { weightedSum(forward($0), dout) } < 2e-2)
   }
 
