@@ -1,38 +1,59 @@
 /// Multi-head scaled dot-product attention, causal (AR) or bidirectional (BERT), forward and backward.
 ///
-/// Per (batch, head), scores are sgemms over strided views of qkv, the softmax runs in place and
-/// the weighted sum is another sgemm; threads split the (batch, head) pairs. With the causal mask,
-/// rows are cut into a few blocks and each block's products stop at its last allowed column, so
-/// most of the masked upper triangle is never computed.
+/// Per (batch, head), scores are sgemms over strided views of qkv, the softmax runs in place in a
+/// per-thread scratch that stays in cache, and the weighted sum is another sgemm; threads split the
+/// (batch, head) pairs. Only each row's log-sum-exp is kept: backward recomputes the scores and
+/// rebuilds the probabilities from it, which costs one more sgemm but never writes or reads the
+/// (B, H, T, T) probabilities to memory (and saves that much activation memory per layer).
+/// With the causal mask, rows are cut into a few blocks and each block's products stop at its
+/// last allowed column, so most of the masked upper triangle is never computed.
 public enum Attention {
-  /// Row stride of the score and probability matrices: T rounded up to 16 floats, so every row
-  /// is processed in whole 16-lane vectors with no scalar tail.
+  /// Row stride of the per-thread score matrices: T rounded up to 16 floats, so every row is
+  /// processed in whole 16-lane vectors with no scalar tail.
   @inline(__always)
   public static func rowStride(_ T: Int) -> Int { (T + 15) / 16 * 16 }
+
+  /// Floats of scratch `backward` needs (`forward` needs half): two T x rowStride(T) matrices per thread.
+  public static func scratchCount(T: Int, threads: Int) -> Int { threads * 2 * T * rowStride(T) }
 
   /// Row blocks per head: 1 without a mask; with one, about one block per 48 rows, at most 8.
   @inline(__always)
   static func blockCount(T: Int, causal: Bool) -> Int { causal ? min(8, max(1, T / 48)) : 1 }
 
-  /// out (B, T, C) and att (B, H, T, Tp) (the softmax probabilities, kept for backward;
-  /// Tp = rowStride(T))
-  /// from qkv (B, T, 3C) laid out [q | k | v], each head-major (head h = columns h*D..<(h+1)*D).
-  /// With the causal mask, att's entries above the diagonal are zero only up to the end of each
-  /// row's block (or its 16-float vector); backward never reads past it.
+  /// Softmax of one block of score rows in place, keeping each row's log-sum-exp; entries past a
+  /// row's last allowed column are zero up to `cols`.
+  @inline(__always)
+  static func softmaxRows(
+    _ s: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>, rows: Range<Int>,
+    cols: Int, causal: Bool, T: Int, Tp: Int
+  ) {
+    for i in rows {
+      let row = s + i * Tp
+      let n = causal ? i + 1 : T
+      let width = (n + 15) / 16 * 16
+      lse[i] = Softmax.inPlaceMasked(row, valid: n, width: width)
+      if width < cols { (row + width).update(repeating: 0, count: cols - width) }
+    }
+  }
+
+  /// out (B, T, C) and lse (B, H, T) (each score row's log-sum-exp, kept for backward) from
+  /// qkv (B, T, 3C) laid out [q | k | v], each head-major (head h = columns h*D..<(h+1)*D).
+  /// `scratch` holds at least scratchCount(T:threads:) / 2 floats.
   public static func forward(
-    out: UnsafeMutablePointer<Float>, att: UnsafeMutablePointer<Float>,
-    qkv: UnsafePointer<Float>, causal: Bool, B: Int, T: Int, C: Int, H: Int
+    out: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>,
+    qkv: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>, causal: Bool,
+    B: Int, T: Int, C: Int, H: Int
   ) {
     let D = C / H
     let scale = 1 / Float(D).squareRoot()
     let nb = blockCount(T: T, causal: causal)
     let Tp = rowStride(T)
-    Parallel.forChunks(B * H) { _, pairs in
+    Parallel.forChunks(B * H) { chunk, pairs in
+      let s = scratch + chunk * T * Tp  // (T, Tp) scores, then probabilities
       for bh in pairs {
         let b = bh / H, h = bh % H
         let q = qkv + b * T * 3 * C + h * D
         let k = q + C, v = q + 2 * C
-        let s = att + bh * T * Tp
         let o = out + b * T * C + h * D
         for block in 0..<nb {
           let rows = Parallel.chunkRange(block, of: nb, count: T)
@@ -42,13 +63,7 @@ public enum Attention {
           BLAS.sgemm(
             transB: true, m: rows.count, n: cols, k: D, alpha: scale, a: q + r0 * 3 * C,
             lda: 3 * C, b: k, ldb: 3 * C, beta: 0, c: s + r0 * Tp, ldc: Tp)
-          for i in rows {
-            let row = s + i * Tp
-            let n = causal ? i + 1 : T
-            let width = (n + 15) / 16 * 16
-            Softmax.inPlaceMasked(row, valid: n, width: width)
-            if width < cols { (row + width).update(repeating: 0, count: cols - width) }
-          }
+          softmaxRows(s, lse: lse + bh * T, rows: rows, cols: cols, causal: causal, T: T, Tp: Tp)
           // out[rows] (rows, D) = P (rows, cols) @ V[0..<cols]
           BLAS.sgemm(
             m: rows.count, n: D, k: cols, a: s + r0 * Tp, lda: Tp, b: v, ldb: 3 * C, beta: 0,
@@ -58,12 +73,12 @@ public enum Attention {
     }
   }
 
-  /// dqkv (B, T, 3C) = (overwritten) from dout (B, T, C), given qkv and the saved att (B, H, T, Tp).
-  /// `scratch` holds Parallel.threads * T * Tp floats (dP, then dS, for one pair at a time) and
-  /// must start zeroed (entries past a row's end are read, multiplied by P = 0).
+  /// dqkv (B, T, 3C) = (overwritten) from dout (B, T, C), given qkv and the saved lse (B, H, T).
+  /// `scratch` holds scratchCount(T:threads:) floats and must start zeroed (entries past a
+  /// row's end are read, multiplied by P = 0).
   public static func backward(
     dqkv: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, qkv: UnsafePointer<Float>,
-    att: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>, causal: Bool,
+    lse: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>, causal: Bool,
     B: Int, T: Int, C: Int, H: Int
   ) {
     let D = C / H
@@ -71,29 +86,39 @@ public enum Attention {
     let nb = blockCount(T: T, causal: causal)
     let Tp = rowStride(T)
     Parallel.forChunks(B * H) { chunk, pairs in
-      let ds = scratch + chunk * T * Tp
+      let p = scratch + chunk * 2 * T * Tp  // (T, Tp) probabilities, rebuilt
+      let ds = p + T * Tp  // (T, Tp) dP, then dS
       for bh in pairs {
         let b = bh / H, h = bh % H
         let q = qkv + b * T * 3 * C + h * D
         let k = q + C, v = q + 2 * C
         let dq = dqkv + b * T * 3 * C + h * D
         let dk = dq + C, dv = dq + 2 * C
-        let p = att + bh * T * Tp
         let dO = dout + b * T * C + h * D
+        let rowLSE = lse + bh * T
         for block in 0..<nb {
           let rows = Parallel.chunkRange(block, of: nb, count: T)
           let r0 = rows.lowerBound
           let cols = causal ? rows.upperBound : T
+          // P[rows] = exp(scale * Q[rows] @ K[0..<cols]^T - lse)
+          BLAS.sgemm(
+            transB: true, m: rows.count, n: cols, k: D, alpha: scale, a: q + r0 * 3 * C,
+            lda: 3 * C, b: k, ldb: 3 * C, beta: 0, c: p + r0 * Tp, ldc: Tp)
           // dP (rows, cols) = dO[rows] @ V[0..<cols]^T
           BLAS.sgemm(
             transB: true, m: rows.count, n: cols, k: D, a: dO + r0 * C, lda: C, b: v,
             ldb: 3 * C, beta: 0, c: ds + r0 * Tp, ldc: Tp)
-          // dS = P * (dP - sum_j dP * P), in place; zero where masked (there P = 0).
           for i in rows {
             let pr = p + i * Tp, dr = ds + i * Tp
-            let width = ((causal ? i + 1 : T) + 15) / 16 * 16
+            let n = causal ? i + 1 : T
+            let width = (n + 15) / 16 * 16
+            Softmax.fromLogSumExp(pr, lse: rowLSE[i], valid: n, width: width)
+            // dS = P * (dP - sum_j dP * P), in place; zero where masked (there P = 0).
             Softmax.backwardInPlace(dr, probs: pr, width: width)
-            if width < cols { (dr + width).update(repeating: 0, count: cols - width) }
+            if width < cols {
+              (pr + width).update(repeating: 0, count: cols - width)
+              (dr + width).update(repeating: 0, count: cols - width)
+            }
           }
           // dQ[rows] = scale * dS (rows, cols) @ K[0..<cols]
           BLAS.sgemm(

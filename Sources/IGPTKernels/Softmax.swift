@@ -50,8 +50,10 @@ public enum Softmax {
 
   /// In place over a row whose first `valid` entries are scores and whose length `width` is a
   /// multiple of 16: entries valid..<width become exactly 0, the rest their softmax.
+  /// Returns log(sum(exp(scores))), from which `fromLogSumExp` rebuilds the row.
+  @discardableResult
   @inline(__always)
-  public static func inPlaceMasked(_ row: UnsafeMutablePointer<Float>, valid: Int, width: Int) {
+  public static func inPlaceMasked(_ row: UnsafeMutablePointer<Float>, valid: Int, width: Int) -> Float {
     typealias V = FastMath.V
     let lane = V(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
     let lowest = V(repeating: -Float.greatestFiniteMagnitude)
@@ -77,13 +79,30 @@ public enum Softmax {
     }
     let eTail = FastMath.exp16(tail - vm).replacing(with: 0, where: lane .>= tailValid)
     vsum += eTail
-    let vinv = V(repeating: 1 / vsum.sum())
+    let sum = vsum.sum()
+    let vinv = V(repeating: 1 / sum)
     i = 0
     while i < last {
       FastMath.store(FastMath.load(row + i) * vinv, row + i)
       i += 16
     }
     FastMath.store(eTail * vinv, row + last)
+    return vm[0] + logf(sum)
+  }
+
+  /// Rebuilds a softmax row from its scores and log-sum-exp: row[j] = exp(row[j] - lse) for
+  /// j < valid, exactly 0 for valid..<width (width a multiple of 16).
+  @inline(__always)
+  public static func fromLogSumExp(_ row: UnsafeMutablePointer<Float>, lse: Float, valid: Int, width: Int) {
+    typealias V = FastMath.V
+    let lane = V(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+    let vl = V(repeating: lse)
+    var i = 0
+    while i < width {
+      let e = FastMath.exp16(FastMath.load(row + i) - vl)
+      FastMath.store(e.replacing(with: 0, where: lane .>= V(repeating: Float(valid - i))), row + i)
+      i += 16
+    }
   }
 
   /// Softmax backward in place: d[j] = p[j] * (d[j] - sum_k d[k] p[k]) over `width` entries

@@ -12,7 +12,7 @@ final class Activations {
   let ln1, ln2, atty, residual2, residual3: UnsafeMutablePointer<Float>  // (L, B, T, C)
   let ln1Rstd, ln2Rstd: UnsafeMutablePointer<Float>  // (L, B, T)
   let qkv: UnsafeMutablePointer<Float>  // (L, B, T, 3C)
-  let att: UnsafeMutablePointer<Float>  // (L, B, H, T, Tp), Tp = Attention.rowStride(T)
+  let lse: UnsafeMutablePointer<Float>  // (L, B, H, T) attention log-sum-exp per score row
   let fch, fchGelu: UnsafeMutablePointer<Float>  // (L, B, T, 4C); fch ends as sigmoid(1.702 fch)
   let lnf: UnsafeMutablePointer<Float>  // (B, T, C)
   let lnfRstd: UnsafeMutablePointer<Float>  // (B, T)
@@ -27,7 +27,7 @@ final class Activations {
   let datty: UnsafeMutablePointer<Float>  // (B, T, C)
   let dqkv: UnsafeMutablePointer<Float>  // (B, T, 3C)
   let dfch: UnsafeMutablePointer<Float>  // (B, T, 4C)
-  let dscores: UnsafeMutablePointer<Float>  // (threads, T, Tp)
+  let attScratch: UnsafeMutablePointer<Float>  // Attention.scratchCount(T:threads:)
   let normScratch: UnsafeMutablePointer<Float>  // (threads, C)
 
   init(config c: ModelConfig, B: Int, T: Int, threads: Int) {
@@ -40,13 +40,13 @@ final class Activations {
       BT * C,  // encoded
       L * BT * C, L * BT * C, L * BT * C, L * BT * C, L * BT * C,  // ln1 ln2 atty residual2 residual3
       L * BT, L * BT,  // ln1Rstd ln2Rstd
-      L * BT * 3 * C, L * B * H * T * Attention.rowStride(T),  // qkv att
+      L * BT * 3 * C, L * B * H * T,  // qkv lse
       L * BT * 4 * C, L * BT * 4 * C,  // fch fchGelu
       BT * C, BT,  // lnf lnfRstd
       BT * V, BT, BT, BT,  // logits losses weights targets
       BT * C, BT * C, BT * C, BT * C,  // proj dresidual dln datty
       BT * 3 * C, BT * 4 * C,  // dqkv dfch
-      threads * T * Attention.rowStride(T), threads * C,  // dscores normScratch
+      Attention.scratchCount(T: T, threads: threads), threads * C,  // attScratch normScratch
     ]
     let total = sizes.reduce(0) { $0 + ($1 + 15) / 16 * 16 }
     let base = UnsafeMutablePointer<Float>.allocate(capacity: total)
@@ -65,12 +65,12 @@ final class Activations {
     encoded = next()
     ln1 = next(); ln2 = next(); atty = next(); residual2 = next(); residual3 = next()
     ln1Rstd = next(); ln2Rstd = next()
-    qkv = next(); att = next(); fch = next(); fchGelu = next()
+    qkv = next(); lse = next(); fch = next(); fchGelu = next()
     lnf = next(); lnfRstd = next()
     logits = next(); losses = next(); weights = next()
     targets = UnsafeMutableRawPointer(next()).bindMemory(to: Int32.self, capacity: BT)
     proj = next(); dresidual = next(); dln = next(); datty = next()
-    dqkv = next(); dfch = next(); dscores = next(); normScratch = next()
+    dqkv = next(); dfch = next(); attScratch = next(); normScratch = next()
     precondition(index == sizes.count)
   }
 

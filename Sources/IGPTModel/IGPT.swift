@@ -123,7 +123,7 @@ public final class IGPT {
     for l in 0..<layers {
       let w = layout.blocks[l]
       let ln1 = a.ln1 + l * N * C, ln1Rstd = a.ln1Rstd + l * N
-      let qkv = a.qkv + l * N * 3 * C, att = a.att + l * B * H * T * Attention.rowStride(T)
+      let qkv = a.qkv + l * N * 3 * C, lse = a.lse + l * B * H * T
       let atty = a.atty + l * N * C, residual2 = a.residual2 + l * N * C
       let ln2 = a.ln2 + l * N * C, ln2Rstd = a.ln2Rstd + l * N
       let fch = a.fch + l * N * 4 * C, fchGelu = a.fchGelu + l * N * 4 * C
@@ -137,7 +137,9 @@ public final class IGPT {
         Matmul.forward(out: qkv, inp: ln1, w: p + w.qkvw, N: N, C: C, OC: 3 * C)
       }
       StepProfile.measure("attention_forward") {
-        Attention.forward(out: atty, att: att, qkv: qkv, causal: isCausal, B: B, T: T, C: C, H: H)
+        Attention.forward(
+          out: atty, lse: lse, qkv: qkv, scratch: a.attScratch, causal: isCausal,
+          B: B, T: T, C: C, H: H)
       }
       StepProfile.measure("matmul_forward") {
         Matmul.forward(out: a.proj, inp: atty, w: p + w.attprojw, N: N, C: C, OC: C)
@@ -236,7 +238,7 @@ public final class IGPT {
       let w = layout.blocks[l]
       let residual = l == 0 ? a.encoded : a.residual3 + (l - 1) * N * C
       let ln1 = a.ln1 + l * N * C, ln1Rstd = a.ln1Rstd + l * N
-      let qkv = a.qkv + l * N * 3 * C, att = a.att + l * B * H * T * Attention.rowStride(T)
+      let qkv = a.qkv + l * N * 3 * C, lse = a.lse + l * B * H * T
       let atty = a.atty + l * N * C, residual2 = a.residual2 + l * N * C
       let ln2 = a.ln2 + l * N * C, ln2Rstd = a.ln2Rstd + l * N
       let fch = a.fch + l * N * 4 * C, fchGelu = a.fchGelu + l * N * 4 * C
@@ -265,7 +267,7 @@ public final class IGPT {
       }
       StepProfile.measure("attention_backward") {
         Attention.backward(
-          dqkv: a.dqkv, dout: a.datty, qkv: qkv, att: att, scratch: a.dscores, causal: isCausal,
+          dqkv: a.dqkv, dout: a.datty, qkv: qkv, lse: lse, scratch: a.attScratch, causal: isCausal,
           B: B, T: T, C: C, H: H)
       }
       StepProfile.measure("matmul_backward") {

@@ -41,8 +41,10 @@ import Testing
 
   func run(_ qkv: [Float], causal: Bool, B: Int, T: Int, C: Int, H: Int) -> [Float] {
     var out = [Float](repeating: 0, count: B * T * C)
-    var att = [Float](repeating: 0, count: B * H * T * Attention.rowStride(T))
-    Attention.forward(out: &out, att: &att, qkv: qkv, causal: causal, B: B, T: T, C: C, H: H)
+    var lse = [Float](repeating: 0, count: B * H * T)
+    var scratch = [Float](repeating: 0, count: Attention.scratchCount(T: T, threads: 2))
+    Attention.forward(out: &out, lse: &lse, qkv: qkv, scratch: &scratch, causal: causal,
+                      B: B, T: T, C: C, H: H)
     return out
   }
 
@@ -64,25 +66,31 @@ import Testing
     var qkv = r.normal(B * T * 3 * C)
     let dout = r.normal(B * T * C)
     var out = [Float](repeating: 0, count: B * T * C)
-    var att = [Float](repeating: 0, count: B * H * T * Attention.rowStride(T))
-    Attention.forward(out: &out, att: &att, qkv: qkv, causal: causal, B: B, T: T, C: C, H: H)
+    var lse = [Float](repeating: 0, count: B * H * T)
+    var scratch = [Float](repeating: 0, count: Attention.scratchCount(T: T, threads: 2))
+    Attention.forward(out: &out, lse: &lse, qkv: qkv, scratch: &scratch, causal: causal,
+                      B: B, T: T, C: C, H: H)
     var dqkv = [Float](repeating: 5, count: B * T * 3 * C)  // overwritten
-    var scratch = [Float](repeating: 0, count: 2 * T * Attention.rowStride(T))
-    Attention.backward(dqkv: &dqkv, dout: dout, qkv: qkv, att: att, scratch: &scratch,
+    Attention.backward(dqkv: &dqkv, dout: dout, qkv: qkv, lse: lse, scratch: &scratch,
                        causal: causal, B: B, T: T, C: C, H: H)
     let err = worstGradientError(x: &qkv, analytic: dqkv, samples: 60) {
       weightedSum(run($0, causal: causal, B: B, T: T, C: C, H: H), dout)
     }
     #expect(err < 2e-2)
     if causal {
-      // Only the last query attends to the last position: dV[T-1] = P[T-1, T-1] * dO[T-1].
+      // Only the last query attends to the last position: dV[T-1] = P[T-1, T-1] * dO[T-1],
+      // with P[T-1, T-1] = exp(s - lse) for the last query's score on its own key.
       let D = C / H
+      let b = B - 1, i = T - 1
       for h in 0..<H {
-        let Tp = Attention.rowStride(T)
-        let p = att[((B - 1) * H + h) * T * Tp + (T - 1) * Tp + T - 1]
+        var s: Float = 0
         for d in 0..<D {
-          let dv = dqkv[((B - 1) * T + T - 1) * 3 * C + 2 * C + h * D + d]
-          let want = p * dout[((B - 1) * T + T - 1) * C + h * D + d]
+          s += qkv[(b * T + i) * 3 * C + h * D + d] * qkv[(b * T + i) * 3 * C + C + h * D + d]
+        }
+        let p = exp(s / Float(D).squareRoot() - lse[(b * H + h) * T + i])
+        for d in 0..<D {
+          let dv = dqkv[(b * T + i) * 3 * C + 2 * C + h * D + d]
+          let want = p * dout[(b * T + i) * C + h * D + d]
           #expect(abs(dv - want) < 1e-5)
         }
       }
