@@ -1,6 +1,6 @@
 # igpt: build, test and benchmark. `make test` installs what it needs first (Debian packages).
 SHELL := /bin/bash
-PACKAGES := libopenblas-dev libzmq3-dev liblz4-dev libstb-dev pkg-config
+PACKAGES := libopenblas-dev libzmq3-dev liblz4-dev libstb-dev zlib1g-dev pkg-config dataset-fashion-mnist
 SWIFT_TEST_FLAGS := -c release -Xswiftc -enable-testing
 
 .PHONY: setup build test bench clean oracle

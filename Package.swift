@@ -16,21 +16,26 @@ let package = Package(
     .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
     .systemLibrary(name: "CZeroMQ", pkgConfig: "libzmq", providers: [.apt(["libzmq3-dev"])]),
     .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
+    .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
     .target(name: "CImage"),  // stb headers from libstb-dev; the implementation compiled here
 
     .target(name: "IGPTKernels", dependencies: ["CBLAS"], swiftSettings: releaseFlags),
     .target(name: "IGPTModel", dependencies: ["IGPTKernels"], swiftSettings: releaseFlags),
+    .target(
+      name: "IGPTData", dependencies: ["IGPTKernels", "IGPTModel", "CImage", "CZlib"],
+      swiftSettings: releaseFlags),
     .executableTarget(
       name: "igpt",
       dependencies: [
-        "IGPTKernels", "IGPTModel",
+        "IGPTKernels", "IGPTModel", "IGPTData",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: releaseFlags),
 
     .testTarget(name: "IGPTKernelsTests", dependencies: ["IGPTKernels"]),
     .testTarget(name: "IGPTModelTests", dependencies: ["IGPTModel", "IGPTKernels"]),
-    .testTarget(name: "IGPTEndToEndTests", dependencies: ["IGPTModel", "IGPTKernels"]),
+    .testTarget(name: "IGPTDataTests", dependencies: ["IGPTData", "IGPTModel", "IGPTKernels", "CImage", "CZlib"]),
+    .testTarget(name: "IGPTEndToEndTests", dependencies: ["IGPTData", "IGPTModel", "IGPTKernels"]),
   ],
   swiftLanguageModes: [.v5]
 )

@@ -1,0 +1,78 @@
+import Foundation
+
+/// Builds a directory under a hidden temporary name beside its destination and renames it into
+/// place only when complete, so an interrupted or failed run leaves nothing that looks finished.
+/// Every file is fsynced, then the directory, then (after the rename) its parent.
+public final class AtomicDirectory {
+  public let destination: String
+  public let temporary: String
+  private var committed = false
+
+  /// Fails if the destination already exists.
+  public init(destination: String) throws {
+    let fm = FileManager.default
+    let dest = (destination as NSString).standardizingPath
+    guard !fm.fileExists(atPath: dest) else {
+      throw DataError.file(dest, "already exists (choose another --out or remove it)")
+    }
+    let parent = (dest as NSString).deletingLastPathComponent
+    let parentDir = parent.isEmpty ? "." : parent
+    var isDir: ObjCBool = false
+    guard fm.fileExists(atPath: parentDir, isDirectory: &isDir), isDir.boolValue else {
+      throw DataError.file(parentDir, "parent directory does not exist")
+    }
+    self.destination = dest
+    let name = (dest as NSString).lastPathComponent
+    temporary = (parentDir as NSString).appendingPathComponent(".\(name).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+    do { try fm.createDirectory(atPath: temporary, withIntermediateDirectories: false) } catch {
+      throw DataError.file(temporary, "cannot create (\(error.localizedDescription))")
+    }
+  }
+
+  deinit { if !committed { try? FileManager.default.removeItem(atPath: temporary) } }
+
+  /// Writes and fsyncs one file inside the directory.
+  public func write(_ data: Data, to name: String) throws {
+    let path = (temporary as NSString).appendingPathComponent(name)
+    try Self.writeDurably(data, path: path)
+  }
+
+  /// Writes data to path and fsyncs it.
+  public static func writeDurably(_ data: Data, path: String) throws {
+    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    guard fd >= 0 else { throw DataError.file(path, "cannot create (\(String(cString: strerror(errno))))") }
+    defer { close(fd) }
+    try data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
+      var off = 0
+      while off < raw.count {
+        let n = Foundation.write(fd, raw.baseAddress! + off, raw.count - off)
+        if n < 0 {
+          if errno == EINTR { continue }
+          throw DataError.file(path, "write failed (\(String(cString: strerror(errno))))")
+        }
+        off += n
+      }
+    }
+    guard fsync(fd) == 0 else { throw DataError.file(path, "fsync failed") }
+  }
+
+  /// fsyncs a directory so renames and new entries in it survive a crash.
+  public static func syncDirectory(_ path: String) {
+    let fd = open(path, O_RDONLY | O_DIRECTORY)
+    if fd >= 0 {
+      fsync(fd)
+      close(fd)
+    }
+  }
+
+  /// Renames the finished directory into place.
+  public func commit() throws {
+    Self.syncDirectory(temporary)
+    guard rename(temporary, destination) == 0 else {
+      throw DataError.file(destination, "cannot move the finished directory into place (\(String(cString: strerror(errno))))")
+    }
+    committed = true
+    let parent = (destination as NSString).deletingLastPathComponent
+    Self.syncDirectory(parent.isEmpty ? "." : parent)
+  }
+}

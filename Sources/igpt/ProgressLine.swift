@@ -1,0 +1,39 @@
+import Foundation
+
+/// A progress line on stderr: redrawn in place on a terminal, one line per phase otherwise
+/// (so logs stay readable).
+final class ProgressLine {
+  private let isTTY = isatty(STDERR_FILENO) != 0
+  private var phase = ""
+  private var lastDraw = Date.distantPast
+  private let start = Date()
+
+  /// Reports `done` of `total` in `phase`.
+  func update(_ phase: String, _ done: Int, _ total: Int) {
+    if phase != self.phase {
+      if !self.phase.isEmpty { finishPhase() }
+      self.phase = phase
+      if !isTTY { write("\(phase)...\n") }
+    }
+    guard isTTY, Date().timeIntervalSince(lastDraw) > 0.1 || done == total else { return }
+    lastDraw = Date()
+    let fraction = total > 0 ? min(1, Double(done) / Double(total)) : 0
+    let width = 30
+    let filled = Int(fraction * Double(width))
+    let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
+    write(String(format: "\r%-9@ [%@] %3.0f%% %d/%d  %.1fs", phase as NSString, bar as NSString,
+                 fraction * 100, done, total, Date().timeIntervalSince(start)))
+  }
+
+  private func finishPhase() {
+    if isTTY { write("\n") }
+  }
+
+  /// Ends the last phase's line.
+  func finish() {
+    if !phase.isEmpty { finishPhase() }
+    phase = ""
+  }
+
+  private func write(_ s: String) { FileHandle.standardError.write(Data(s.utf8)) }
+}
