@@ -34,8 +34,11 @@ let package = Package(
 
     .testTarget(name: "IGPTKernelsTests", dependencies: ["IGPTKernels"]),
     .testTarget(name: "IGPTModelTests", dependencies: ["IGPTModel", "IGPTKernels"]),
-    .testTarget(name: "IGPTDataTests", dependencies: ["IGPTData", "IGPTModel", "IGPTKernels", "CImage", "CZlib"]),
-    .testTarget(name: "IGPTEndToEndTests", dependencies: ["IGPTData", "IGPTModel", "IGPTKernels"]),
+    // Fixture writers (IDX, gzip, CIFAR, PNG) shared by the data and end-to-end tests.
+    .target(name: "IGPTTestSupport", dependencies: ["CImage", "CZlib"], path: "Tests/IGPTTestSupport"),
+    .testTarget(name: "IGPTDataTests", dependencies: ["IGPTData", "IGPTModel", "IGPTKernels", "IGPTTestSupport"]),
+    .testTarget(
+      name: "IGPTEndToEndTests", dependencies: ["IGPTData", "IGPTModel", "IGPTKernels", "IGPTTestSupport"]),
   ],
   swiftLanguageModes: [.v5]
 )

@@ -57,7 +57,7 @@ struct PrepareCommand: ParsableCommand {
     do {
       summary = try Preparation.run(o) { progress.update($0, $1, $2) }
     } catch {
-      progress.finish()
+      progress.abandon()
       throw error
     }
     progress.finish()

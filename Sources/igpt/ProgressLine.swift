@@ -1,19 +1,20 @@
 import Foundation
 
-/// A progress line on stderr: redrawn in place on a terminal, one line per phase otherwise
-/// (so logs stay readable).
+/// A progress line on stderr: redrawn in place on a terminal; elsewhere (logs, pipes) one line
+/// per finished phase, so a failure leaves only the error line after what completed.
 final class ProgressLine {
   private let isTTY = isatty(STDERR_FILENO) != 0
   private var phase = ""
   private var lastDraw = Date.distantPast
   private let start = Date()
+  private var phaseStart = Date()
 
   /// Reports `done` of `total` in `phase`.
   func update(_ phase: String, _ done: Int, _ total: Int) {
     if phase != self.phase {
       if !self.phase.isEmpty { finishPhase() }
       self.phase = phase
-      if !isTTY { write("\(phase)...\n") }
+      phaseStart = Date()
     }
     guard isTTY, Date().timeIntervalSince(lastDraw) > 0.1 || done == total else { return }
     lastDraw = Date()
@@ -26,12 +27,22 @@ final class ProgressLine {
   }
 
   private func finishPhase() {
-    if isTTY { write("\n") }
+    if isTTY {
+      write("\n")
+    } else {
+      write(String(format: "%@ done in %.1fs\n", phase as NSString, Date().timeIntervalSince(phaseStart)))
+    }
   }
 
-  /// Ends the last phase's line.
+  /// Ends the last phase's line after success.
   func finish() {
     if !phase.isEmpty { finishPhase() }
+    phase = ""
+  }
+
+  /// Ends after a failure: on a terminal, closes the line; elsewhere, adds nothing.
+  func abandon() {
+    if isTTY && !phase.isEmpty { write("\n") }
     phase = ""
   }
 

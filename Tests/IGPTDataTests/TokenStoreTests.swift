@@ -1,0 +1,107 @@
+import Foundation
+import IGPTKernels
+import IGPTTestSupport
+import Testing
+@testable import IGPTData
+
+@Suite struct TokenStoreTests {
+  init() { Parallel.threads = 2 }
+
+  func prepare(_ source: String, out: String, seed: UInt64 = 3, palette: String? = nil, k: Int? = 3, shard: Int = 4) throws -> Preparation.Summary {
+    var o = Preparation.Options(dataset: source, resolution: 4, out: out)
+    o.paletteSize = k
+    o.paletteFrom = palette
+    o.seed = seed
+    o.valFraction = 0.25
+    o.shardSize = shard
+    return try Preparation.run(o) { _, _, _ in }
+  }
+
+  @Test func storeRoundTripsTokensLabelsAndSplits() throws {
+    let src = Fixtures.directory("src")
+    Fixtures.folderDataset(at: src, classes: ["a", "b"], perClass: 6, side: 8)
+    let out = Fixtures.directory("stores") + "/s1"
+    let summary = try prepare(src, out: out)
+    #expect(summary.counts == ["train": 9, "val": 3])
+    let store = try TokenStore(path: out)
+    #expect(store.manifest.sequenceLength == 16 && store.palette.count == 3 && store.manifest.classes == ["a", "b"])
+    // recompute the tokens of every image independently and compare
+    let source = try DatasetLoader.load(src)
+    let floats = Resize.images(source.train, to: 4, crop: false)
+    let expected = Quantizer.nearest(floats, palette: store.palette)
+    var seen = Set<Int>()
+    for name in ["train", "val"] {
+      let split = try store.split(name)
+      try split.verify()
+      for i in 0..<split.count {
+        let idx = try split.sourceIndex(i)
+        seen.insert(idx)
+        #expect(try split.tokens(i) == expected[(idx * 16)..<(idx * 16 + 16)].map { Int32($0) })
+        #expect(try split.label(i) == source.train.labels[idx])
+      }
+    }
+    #expect(seen == Set(0..<12))  // train and val partition the source
+    #expect(try store.split("train").info.shards.count == 3)  // 9 images in shards of 4
+    #expect(throws: DataError.self) { try store.split("test") }
+  }
+
+  @Test func sameSeedSameBytesOtherSeedOtherSplit() throws {
+    let src = Fixtures.directory("det")
+    Fixtures.folderDataset(at: src, classes: ["a", "b"], perClass: 10, side: 8)
+    let base = Fixtures.directory("detout")
+    _ = try prepare(src, out: base + "/a", seed: 5)
+    _ = try prepare(src, out: base + "/b", seed: 5)
+    _ = try prepare(src, out: base + "/c", seed: 6)
+    for f in ["manifest.json", "train-00000.shard", "val-00000.shard"] {
+      #expect(FileManager.default.contents(atPath: base + "/a/" + f) == FileManager.default.contents(atPath: base + "/b/" + f))
+    }
+    let va = try TokenStore(path: base + "/a").split("val"), vc = try TokenStore(path: base + "/c").split("val")
+    #expect(try (0..<va.count).map { try va.sourceIndex($0) } != (0..<vc.count).map { try vc.sourceIndex($0) })
+  }
+
+  @Test func importedPaletteQuantisesExactlyLikeTheComputedOne() throws {
+    let src = Fixtures.directory("imp")
+    Fixtures.folderDataset(at: src, classes: [], perClass: 8, side: 8)
+    let base = Fixtures.directory("impout")
+    _ = try prepare(src, out: base + "/computed")
+    let computed = try TokenStore(path: base + "/computed")
+    let npy = base + "/palette.npy"
+    try computed.palette.npy().write(to: URL(fileURLWithPath: npy))
+    _ = try prepare(src, out: base + "/imported", palette: npy, k: nil)
+    #expect(FileManager.default.contents(atPath: base + "/computed/train-00000.shard")
+            == FileManager.default.contents(atPath: base + "/imported/train-00000.shard"))
+  }
+
+  @Test func flippedBitOrTruncatedShardIsDetectedOnRead() throws {
+    let src = Fixtures.directory("flip")
+    Fixtures.folderDataset(at: src, classes: [], perClass: 8, side: 8)
+    let out = Fixtures.directory("flipout") + "/s"
+    _ = try prepare(src, out: out)
+    let shard = out + "/train-00000.shard"
+    var data = FileManager.default.contents(atPath: shard)!
+    data[40] ^= 0x04
+    FileManager.default.createFile(atPath: shard, contents: data)
+    let split = try TokenStore(path: out).split("train")
+    #expect { try split.tokens(0) } throws: { e in "\(e)".contains(shard) && "\(e)".contains("checksum") }
+    FileManager.default.createFile(atPath: shard, contents: data.prefix(50))
+    #expect { try TokenStore(path: out).split("train").tokens(0) } throws: { e in "\(e)".contains("bytes") }
+  }
+
+  @Test func failedPrepareLeavesNothingBehind() throws {
+    let src = Fixtures.directory("fail")
+    Fixtures.folderDataset(at: src, classes: [], perClass: 3, side: 8)
+    let bad = (src as NSString).appendingPathComponent("00001.png")
+    FileManager.default.createFile(atPath: bad, contents: Data([1, 2, 3]))
+    let parent = Fixtures.directory("failout")
+    #expect(throws: DataError.self) { try prepare(src, out: parent + "/s") }
+    #expect(try FileManager.default.contentsOfDirectory(atPath: parent).isEmpty)
+    #expect(throws: DataError.self) { try prepare(src, out: parent + "/s", k: 1) }
+  }
+
+  @Test func aMalformedManifestIsAOneLineError() throws {
+    let dir = Fixtures.directory("badmanifest")
+    FileManager.default.createFile(atPath: dir + "/manifest.json", contents: Data("{\"format_version\": 1}".utf8))
+    #expect { try TokenStore(path: dir) } throws: { e in "\(e)".contains("manifest") && !"\(e)".contains("\n") }
+    #expect(throws: DataError.self) { try TokenStore(path: Fixtures.directory("empty")) }
+  }
+}
