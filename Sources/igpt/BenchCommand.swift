@@ -9,12 +9,9 @@ struct BenchCommand: ParsableCommand {
     commandName: "bench",
     abstract: "Time training steps (forward, backward, AdamW) and the sgemm ceiling; print one JSON line.",
     discussion: """
-      FLOPs per step are counted as tokens x (6 x (12 L C^2 + V C) + 12 L T C): forward and
-      backward of every matrix product (weights: 2 FLOPs per multiply-add forward, twice that
-      backward) plus attention's two T x T products per head, counted in full (no discount for the
-      causal mask, as in PaLM's MFU). mfu = gflops / sgemm_gflops, where sgemm_gflops is the best
-      of a 1024^3 sgemm split across igpt's threads and OpenBLAS's own threading, measured in the
-      same run.
+      FLOPs per step are counted as tokens x (6 x (12 L C^2 + V C) + 12 L T C): forward and backward of every matrix product (2 FLOPs per multiply-add forward, twice that backward) plus attention's two T x T products per head, counted in full (no discount for the causal mask, as in PaLM's MFU).
+
+      mfu = gflops / sgemm_gflops, where sgemm_gflops is the best of a 1024^3 sgemm split across igpt's threads and OpenBLAS's own threading, measured in the same run. --profile adds the milliseconds each kernel takes per step.
       """)
 
   @Option(help: "Transformer blocks.") var layers = 8

@@ -10,8 +10,8 @@ struct OracleCommand: ParsableCommand {
     commandName: "oracle",
     abstract: "Write a test case (model.safetensors, tokens.npy, mask.npy) and igpt's loss and gradient norms.",
     discussion: """
-      The head and norm gains are perturbed away from their initial values (zero head, unit gains)
-      so that every tensor gets a non-zero gradient. Compare with:
+      The head and norm gains are perturbed away from their initial values (zero head, unit gains) so that every tensor gets a non-zero gradient. Compare with:
+
         python torch_igpt.py loss --weights DIR/model.safetensors --tokens DIR/tokens.npy [--bert-mask DIR/mask.npy]
       """)
 

@@ -9,13 +9,10 @@ struct PrepareCommand: ParsableCommand {
     commandName: "prepare",
     abstract: "Turn images into a token store: resize, learn a k-means palette, quantise, shard.",
     discussion: """
-      --dataset takes `fashion-mnist` (Debian's dataset-fashion-mnist) or a directory: IDX files
-      (MNIST layout, raw or .gz), CIFAR-10/100 binary batches, or a folder of PNG/JPEG/BMP images
-      (one subfolder per class, or flat; train/, val/, test/ subfolders give those splits).
-      The palette is learnt on the train split (k-means++ then Lloyd) unless --palette-from
-      gives a .npy of shape (k, 3) or (k, 1) in [-1, 1] (OpenAI's kmeans_centers.npy layout).
-      A seeded --val-fraction of train becomes the val split. The store is written to a hidden
-      temporary directory and renamed to --out only when complete.
+      --dataset takes `fashion-mnist` (Debian's dataset-fashion-mnist) or a directory: IDX files (MNIST layout, raw or .gz), CIFAR-10/100 binary batches, or a folder of PNG/JPEG/BMP images (one subfolder per class, or flat; train/, val/ and test/ subfolders give those splits).
+
+      The palette is learnt on the train split (k-means++ then Lloyd iterations) unless --palette-from gives a .npy of shape (k, 3) or (k, 1) in [-1, 1] (OpenAI's kmeans_centers.npy layout). A seeded --val-fraction of train becomes the val split. The store is written to a hidden temporary directory and renamed to --out only when complete.
+
       Example: igpt prepare --dataset fashion-mnist --resolution 14 --palette 16 --out data/fmnist14
       """)
 
