@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PACKAGES := libopenblas-dev libzmq3-dev liblz4-dev libstb-dev zlib1g-dev pkg-config dataset-fashion-mnist
 SWIFT_TEST_FLAGS := -c release -Xswiftc -enable-testing
 
-.PHONY: setup build test bench clean oracle
+.PHONY: setup build test bench bench-data clean oracle
 
 ## setup: install missing Debian packages (a no-op when all are present)
 setup:
@@ -25,9 +25,18 @@ test: setup
 	swift build $(SWIFT_TEST_FLAGS) --product igpt
 	swift test $(SWIFT_TEST_FLAGS)
 
-## bench: training throughput at the reference shape, beside the sgemm ceiling
-bench: build
+## bench: training throughput at the reference shape (beside the sgemm ceiling) and data preparation speed
+bench: build bench-data
 	.build/release/igpt bench --layers 8 --embd 256 --heads 8 --seq 196 --batch 16 --vocab 16 --threads 2 --steps 10
+
+## bench-data: time igpt prepare on all of Fashion-MNIST (14x14, 16 levels) and the CIFAR-10 sample (32x32, 512 colours)
+BENCH_TMP := $(shell mktemp -u /tmp/igpt-bench-XXXXXX)
+bench-data: build
+	@mkdir -p $(BENCH_TMP)
+	.build/release/igpt prepare --dataset fashion-mnist --resolution 14 --palette 16 --out $(BENCH_TMP)/fmnist14
+	@if [ -d ../shared/data/cifar10-sample ]; then \
+	  .build/release/igpt prepare --dataset ../shared/data/cifar10-sample --resolution 32 --palette 512 --out $(BENCH_TMP)/cifar32; fi
+	@rm -rf $(BENCH_TMP)
 
 clean:
 	rm -rf .build

@@ -10,6 +10,7 @@ let package = Package(
   products: [.executable(name: "igpt", targets: ["igpt"])],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
   ],
   targets: [
     // Thin C shims over Debian's system libraries, found through pkg-config.
@@ -24,10 +25,13 @@ let package = Package(
     .target(
       name: "IGPTData", dependencies: ["IGPTKernels", "IGPTModel", "CImage", "CZlib"],
       swiftSettings: releaseFlags),
+    .target(
+      name: "IGPTTraining", dependencies: ["IGPTKernels", "IGPTModel", "IGPTData", "Yams"],
+      swiftSettings: releaseFlags),
     .executableTarget(
       name: "igpt",
       dependencies: [
-        "IGPTKernels", "IGPTModel", "IGPTData",
+        "IGPTKernels", "IGPTModel", "IGPTData", "IGPTTraining",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: releaseFlags),
@@ -38,7 +42,11 @@ let package = Package(
     .target(name: "IGPTTestSupport", dependencies: ["CImage", "CZlib"], path: "Tests/IGPTTestSupport"),
     .testTarget(name: "IGPTDataTests", dependencies: ["IGPTData", "IGPTModel", "IGPTKernels", "IGPTTestSupport"]),
     .testTarget(
-      name: "IGPTEndToEndTests", dependencies: ["IGPTData", "IGPTModel", "IGPTKernels", "IGPTTestSupport"]),
+      name: "IGPTTrainingTests",
+      dependencies: ["IGPTTraining", "IGPTData", "IGPTModel", "IGPTKernels", "IGPTTestSupport"]),
+    .testTarget(
+      name: "IGPTEndToEndTests",
+      dependencies: ["IGPTTraining", "IGPTData", "IGPTModel", "IGPTKernels", "IGPTTestSupport"]),
   ],
   swiftLanguageModes: [.v5]
 )

@@ -1,0 +1,122 @@
+import Foundation
+import IGPTData
+import IGPTModel
+
+/// A checkpoint directory DIR/checkpoints/step-NNNNNNNN/: model.safetensors (Hugging Face
+/// ImageGPT layout), optimizer.safetensors (both AdamW moments) and state.json (step, data
+/// position, seeds, config, palette, and the checksums of the two other files).
+public enum Checkpoint {
+  public struct State: Codable, Equatable, Sendable {
+    public var formatVersion = 1
+    public var step: Int
+    public var dataEpoch: Int
+    public var dataOffset: Int
+    public var seed: UInt64
+    public var config: RunConfig
+    public var model: ModelConfig
+    public var store: String
+    public var palette: [[Float]]
+    public var checksums: [String: UInt32]
+    public var loss: Double?
+    public var valLoss: Double?
+  }
+
+  /// What a verified checkpoint holds.
+  public struct Loaded {
+    public var path: String
+    public var state: State
+    public var model: IGPT
+    public var m: [Float]
+    public var v: [Float]
+    public var optimizerSteps: Int
+  }
+
+  public static func directoryName(step: Int) -> String { String(format: "step-%08d", step) }
+
+  /// Writes a checkpoint of step `state.step` under runDir/checkpoints atomically (a hidden
+  /// temporary directory renamed into place), then deletes all but the newest `keep`.
+  @discardableResult
+  public static func write(runDir: String, state: State, model: IGPT, optimizer: Optimizer, keep: Int) throws -> String {
+    let root = (runDir as NSString).appendingPathComponent("checkpoints")
+    try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+    let dest = (root as NSString).appendingPathComponent(directoryName(step: state.step))
+    if FileManager.default.fileExists(atPath: dest) { try FileManager.default.removeItem(atPath: dest) }
+    let dir = try AtomicDirectory(destination: dest)
+    let modelBytes = try model.huggingFaceSafetensors(extraMetadata: ["step": "\(state.step)"])
+    let n = optimizer.count
+    let optimizerBytes = try Safetensors.encode(
+      [.init(name: "adam.m", shape: [n], data: UnsafeBufferPointer(start: optimizer.m, count: n)),
+       .init(name: "adam.v", shape: [n], data: UnsafeBufferPointer(start: optimizer.v, count: n))],
+      metadata: ["steps": "\(optimizer.steps)", "format": "igpt-adamw"])
+    var s = state
+    s.checksums = [
+      "model.safetensors": modelBytes.withUnsafeBytes { Checksum.crc32($0) },
+      "optimizer.safetensors": optimizerBytes.withUnsafeBytes { Checksum.crc32($0) },
+    ]
+    try dir.write(modelBytes, to: "model.safetensors")
+    try dir.write(optimizerBytes, to: "optimizer.safetensors")
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    try dir.write(try encoder.encode(s), to: "state.json")
+    try dir.commit()
+    prune(root: root, keep: keep)
+    return dest
+  }
+
+  /// Step directories under root, newest first.
+  public static func list(runDir: String) -> [String] {
+    let root = (runDir as NSString).appendingPathComponent("checkpoints")
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
+    return names.filter { $0.hasPrefix("step-") && $0.count == 13 && Int($0.dropFirst(5)) != nil }
+      .sorted(by: >).map { (root as NSString).appendingPathComponent($0) }
+  }
+
+  static func prune(root: String, keep: Int) {
+    let all = list(runDir: (root as NSString).deletingLastPathComponent)
+    for old in all.dropFirst(keep) { try? FileManager.default.removeItem(atPath: old) }
+  }
+
+  /// Reads and verifies one checkpoint directory; throws a one-line error naming what is wrong.
+  public static func read(_ path: String) throws -> Loaded {
+    func file(_ name: String) throws -> Data {
+      let p = (path as NSString).appendingPathComponent(name)
+      guard let d = FileManager.default.contents(atPath: p) else { throw DataError.file(p, "missing or unreadable") }
+      return d
+    }
+    let stateData = try file("state.json")
+    let state: State
+    do { state = try JSONDecoder().decode(State.self, from: stateData) } catch {
+      throw DataError.file((path as NSString).appendingPathComponent("state.json"), "malformed (\(error))")
+    }
+    var blobs: [String: Data] = [:]
+    for name in ["model.safetensors", "optimizer.safetensors"] {
+      let d = try file(name)
+      let crc = d.withUnsafeBytes { Checksum.crc32($0) }
+      guard let want = state.checksums[name] else { throw DataError.file(path, "state.json has no checksum for \(name)") }
+      guard crc == want else {
+        throw DataError.file((path as NSString).appendingPathComponent(name),
+                             String(format: "checksum mismatch (crc32 %08x, state.json %08x): truncated or corrupt", crc, want))
+      }
+      blobs[name] = d
+    }
+    let modelPath = (path as NSString).appendingPathComponent("model.safetensors")
+    let model = try IGPT(huggingFace: try Safetensors.decode(blobs["model.safetensors"]!, name: modelPath), name: modelPath)
+    guard model.config == state.model else { throw DataError.file(modelPath, "model shape disagrees with state.json") }
+    let optPath = (path as NSString).appendingPathComponent("optimizer.safetensors")
+    let opt = try Safetensors.decode(blobs["optimizer.safetensors"]!, name: optPath)
+    guard let m = opt.tensors["adam.m"]?.values, let v = opt.tensors["adam.v"]?.values,
+      m.count == model.parameterCount, v.count == model.parameterCount,
+      let steps = opt.metadata["steps"].flatMap(Int.init)
+    else { throw DataError.file(optPath, "does not hold AdamW moments for this model") }
+    return Loaded(path: path, state: state, model: model, m: m, v: v, optimizerSteps: steps)
+  }
+
+  /// The newest checkpoint of a run that reads back intact; each bad one is reported through
+  /// `warn` and skipped. Nil when the run has none.
+  public static func newestGood(runDir: String, warn: (String) -> Void) -> Loaded? {
+    for path in list(runDir: runDir) {
+      do { return try read(path) } catch { warn("skipping checkpoint \(path): \(error)") }
+    }
+    return nil
+  }
+}

@@ -1,0 +1,69 @@
+import IGPTKernels
+
+/// AdamW state for a parameter slab: both moments, the summed gradient of the current step, and
+/// the step count. The coordinator of a cluster owns exactly this.
+public final class Optimizer {
+  public let count: Int
+  public let m: UnsafeMutablePointer<Float>
+  public let v: UnsafeMutablePointer<Float>
+  /// The global batch's gradient, summed microbatch by microbatch in order.
+  public let gradient: UnsafeMutablePointer<Float>
+  /// Completed updates (AdamW's t after the next update is steps + 1).
+  public var steps = 0
+
+  public init(count: Int) {
+    self.count = count
+    m = .allocate(capacity: count)
+    v = .allocate(capacity: count)
+    gradient = .allocate(capacity: count)
+    m.initialize(repeating: 0, count: count)
+    v.initialize(repeating: 0, count: count)
+    gradient.initialize(repeating: 0, count: count)
+  }
+
+  deinit {
+    m.deallocate()
+    v.deallocate()
+    gradient.deallocate()
+  }
+
+  public func zeroGradient() { gradient.update(repeating: 0, count: count) }
+
+  /// gradient += g, element by element (the fixed-order microbatch sum).
+  public func accumulate(_ g: UnsafePointer<Float>) {
+    let acc = gradient
+    Parallel.forChunks(count, align: 16) { _, r in
+      for i in r { acc[i] += g[i] }
+    }
+  }
+
+  /// L2 norm of the summed gradient (Double, chunks summed in a fixed order).
+  public func gradientNorm() -> Double {
+    let chunks = max(1, Parallel.threads)
+    var partial = [Double](repeating: 0, count: chunks)
+    let g = gradient
+    partial.withUnsafeMutableBufferPointer { p in
+      Parallel.forChunks(count, align: 16) { c, r in
+        var s = 0.0
+        for i in r { s += Double(g[i]) * Double(g[i]) }
+        p[c] = s
+      }
+    }
+    return partial.reduce(0, +).squareRoot()
+  }
+
+  /// Clips the summed gradient to `clip` (0 = off) and applies one AdamW update to params.
+  /// Returns the gradient norm before clipping.
+  @discardableResult
+  public func update(params: UnsafeMutablePointer<Float>, learningRate: Double, clip: Double,
+                     beta1: Double, beta2: Double, weightDecay: Double) -> Double {
+    let norm = gradientNorm()
+    let scale: Float = clip > 0 && norm > clip ? Float(clip / norm) : 1
+    steps += 1
+    AdamW.update(params: params, grads: gradient, m: m, v: v, count: count,
+                 step: .init(learningRate: Float(learningRate), t: steps, beta1: Float(beta1),
+                             beta2: Float(beta2), weightDecay: Float(weightDecay)),
+                 gradScale: scale)
+    return norm
+  }
+}

@@ -1,0 +1,206 @@
+import Foundation
+import IGPTModel
+import Yams
+
+/// A training run's settings, read from a YAML file with sections model, data, train and
+/// checkpoint. Unknown keys and bad values are errors that name the key.
+public struct RunConfig: Codable, Equatable, Sendable {
+  public struct Model: Codable, Equatable, Sendable {
+    public var layers = 4
+    public var embd = 128
+    public var heads = 4
+    public var objective: ModelConfig.Objective = .ar
+    /// Sequence length and palette size come from the token store; set here they must agree.
+    public var seq: Int?
+    public var vocab: Int?
+  }
+
+  public struct Data: Codable, Equatable, Sendable {
+    /// Token store directory (igpt prepare --out).
+    public var store = ""
+  }
+
+  public struct Train: Codable, Equatable, Sendable {
+    public var steps = 1000
+    /// Images per optimizer step (the global batch).
+    public var batch = 32
+    /// Images per gradient computation; batch must divide by it.
+    public var microbatch = 32
+    public var lr = 0.003
+    public var warmup = 100
+    public var weightDecay = 0.0
+    public var beta1 = 0.9
+    public var beta2 = 0.95
+    /// Global gradient-norm clip (0 = off).
+    public var clip = 1.0
+    public var seed: UInt64 = 0
+    /// 0 = all cores.
+    public var threads = 0
+    public var logEvery = 10
+    /// Validation loss every N steps (0 = only at the end).
+    public var valEvery = 200
+    /// Validation images per evaluation (from the start of the val split).
+    public var valImages = 512
+  }
+
+  public struct Checkpoint: Codable, Equatable, Sendable {
+    public var every = 500
+    public var keep = 3
+  }
+
+  public var model = Model()
+  public var data = Data()
+  public var train = Train()
+  public var checkpoint = Checkpoint()
+
+  public init() {}
+
+  /// Parses YAML text; `name` (the file) prefixes every error.
+  public static func parse(_ text: String, name: String = "config") throws -> RunConfig {
+    let root: Any?
+    do { root = try Yams.load(yaml: text) } catch {
+      throw ConfigError("\(name): not valid YAML (\(String(describing: error).split(separator: "\n").first ?? ""))")
+    }
+    var c = RunConfig()
+    guard let top = root as? [String: Any] else {
+      if root == nil { return c }
+      throw ConfigError("\(name): the top level must be a mapping of sections")
+    }
+    let r = Reader(file: name)
+    try r.onlyKeys(top, ["model", "data", "train", "checkpoint"], at: "")
+    if let m = try r.section(top, "model") {
+      try r.onlyKeys(m, ["layers", "embd", "heads", "objective", "seq", "vocab"], at: "model")
+      c.model.layers = try r.int(m, "layers", at: "model") ?? c.model.layers
+      c.model.embd = try r.int(m, "embd", at: "model") ?? c.model.embd
+      c.model.heads = try r.int(m, "heads", at: "model") ?? c.model.heads
+      c.model.seq = try r.int(m, "seq", at: "model")
+      c.model.vocab = try r.int(m, "vocab", at: "model")
+      if let o = try r.string(m, "objective", at: "model") {
+        guard let obj = ModelConfig.Objective(rawValue: o) else {
+          throw ConfigError("\(name): model.objective must be ar or bert (got \(o))")
+        }
+        c.model.objective = obj
+      }
+    }
+    if let d = try r.section(top, "data") {
+      try r.onlyKeys(d, ["store"], at: "data")
+      c.data.store = try r.string(d, "store", at: "data") ?? c.data.store
+    }
+    if let t = try r.section(top, "train") {
+      try r.onlyKeys(t, ["steps", "batch", "microbatch", "lr", "warmup", "weight_decay", "beta1", "beta2",
+                         "clip", "seed", "threads", "log_every", "val_every", "val_images"], at: "train")
+      c.train.steps = try r.int(t, "steps", at: "train") ?? c.train.steps
+      c.train.batch = try r.int(t, "batch", at: "train") ?? c.train.batch
+      c.train.microbatch = try r.int(t, "microbatch", at: "train") ?? c.train.batch
+      c.train.lr = try r.double(t, "lr", at: "train") ?? c.train.lr
+      c.train.warmup = try r.int(t, "warmup", at: "train") ?? c.train.warmup
+      c.train.weightDecay = try r.double(t, "weight_decay", at: "train") ?? c.train.weightDecay
+      c.train.beta1 = try r.double(t, "beta1", at: "train") ?? c.train.beta1
+      c.train.beta2 = try r.double(t, "beta2", at: "train") ?? c.train.beta2
+      c.train.clip = try r.double(t, "clip", at: "train") ?? c.train.clip
+      c.train.seed = UInt64(try r.int(t, "seed", at: "train") ?? Int(c.train.seed))
+      c.train.threads = try r.int(t, "threads", at: "train") ?? c.train.threads
+      c.train.logEvery = try r.int(t, "log_every", at: "train") ?? c.train.logEvery
+      c.train.valEvery = try r.int(t, "val_every", at: "train") ?? c.train.valEvery
+      c.train.valImages = try r.int(t, "val_images", at: "train") ?? c.train.valImages
+    } else {
+      c.train.microbatch = c.train.batch
+    }
+    if let k = try r.section(top, "checkpoint") {
+      try r.onlyKeys(k, ["every", "keep"], at: "checkpoint")
+      c.checkpoint.every = try r.int(k, "every", at: "checkpoint") ?? c.checkpoint.every
+      c.checkpoint.keep = try r.int(k, "keep", at: "checkpoint") ?? c.checkpoint.keep
+    }
+    try c.validate(name: name)
+    return c
+  }
+
+  /// Reads and parses a YAML file.
+  public static func load(path: String) throws -> RunConfig {
+    guard let data = FileManager.default.contents(atPath: path) else {
+      throw ConfigError("\(path): cannot be read (missing or not a file)")
+    }
+    return try parse(String(decoding: data, as: UTF8.self), name: path)
+  }
+
+  /// Range checks, each naming its key.
+  public func validate(name: String = "config") throws {
+    func check(_ ok: Bool, _ key: String, _ why: String) throws {
+      if !ok { throw ConfigError("\(name): \(key) \(why)") }
+    }
+    try check(model.layers >= 1, "model.layers", "must be at least 1 (got \(model.layers))")
+    try check(model.embd >= 1, "model.embd", "must be at least 1 (got \(model.embd))")
+    try check(model.heads >= 1, "model.heads", "must be at least 1 (got \(model.heads))")
+    try check(model.embd % max(1, model.heads) == 0, "model.embd", "(\(model.embd)) must be divisible by model.heads (\(model.heads))")
+    try check(train.steps >= 1, "train.steps", "must be at least 1 (got \(train.steps))")
+    try check(train.batch >= 1, "train.batch", "must be at least 1 (got \(train.batch))")
+    try check(train.microbatch >= 1 && train.batch % train.microbatch == 0, "train.microbatch",
+              "(\(train.microbatch)) must be at least 1 and divide train.batch (\(train.batch))")
+    try check(train.lr > 0 && train.lr.isFinite, "train.lr", "must be positive (got \(train.lr))")
+    try check(train.warmup >= 0, "train.warmup", "must be at least 0 (got \(train.warmup))")
+    try check(train.weightDecay >= 0, "train.weight_decay", "must be at least 0")
+    try check((0..<1).contains(train.beta1), "train.beta1", "must be in [0, 1) (got \(train.beta1))")
+    try check((0..<1).contains(train.beta2), "train.beta2", "must be in [0, 1) (got \(train.beta2))")
+    try check(train.clip >= 0, "train.clip", "must be at least 0 (0 = off)")
+    try check(train.threads >= 0, "train.threads", "must be at least 0 (0 = all cores)")
+    try check(train.logEvery >= 1, "train.log_every", "must be at least 1")
+    try check(train.valEvery >= 0, "train.val_every", "must be at least 0 (0 = only at the end)")
+    try check(train.valImages >= 1, "train.val_images", "must be at least 1")
+    try check(checkpoint.every >= 1, "checkpoint.every", "must be at least 1 (got \(checkpoint.every))")
+    try check(checkpoint.keep >= 1, "checkpoint.keep", "must be at least 1 (got \(checkpoint.keep))")
+  }
+
+  /// The model shape for a store with this sequence length and palette size; an explicit
+  /// model.seq or model.vocab that disagrees is an error.
+  public func modelConfig(storeSequenceLength seq: Int, storeVocab vocab: Int) throws -> ModelConfig {
+    if let s = model.seq, s != seq {
+      throw ConfigError("model.seq is \(s) but the token store has \(seq) tokens per image")
+    }
+    if let v = model.vocab, v != vocab {
+      throw ConfigError("model.vocab is \(v) but the token store's palette has \(vocab) colours")
+    }
+    let m = ModelConfig(layers: model.layers, embd: model.embd, heads: model.heads, seq: seq, vocab: vocab,
+                        objective: model.objective)
+    do { try m.validate() } catch { throw ConfigError("model: \(error)") }
+    return m
+  }
+
+  /// Typed lookups with errors that name the key.
+  struct Reader {
+    let file: String
+    func onlyKeys(_ d: [String: Any], _ allowed: Set<String>, at path: String) throws {
+      for key in d.keys.sorted() where !allowed.contains(key) {
+        let full = path.isEmpty ? key : "\(path).\(key)"
+        throw ConfigError("\(file): unknown key '\(full)' (allowed: \(allowed.sorted().joined(separator: ", ")))")
+      }
+    }
+    func section(_ d: [String: Any], _ key: String) throws -> [String: Any]? {
+      guard let v = d[key] else { return nil }
+      if v is NSNull { return nil }
+      guard let m = v as? [String: Any] else { throw ConfigError("\(file): \(key) must be a mapping") }
+      return m
+    }
+    func int(_ d: [String: Any], _ key: String, at path: String) throws -> Int? {
+      guard let v = d[key] else { return nil }
+      if let i = v as? Int { return i }
+      throw ConfigError("\(file): \(path).\(key) must be an integer (got \(v))")
+    }
+    func double(_ d: [String: Any], _ key: String, at path: String) throws -> Double? {
+      guard let v = d[key] else { return nil }
+      if let x = v as? Double { return x }
+      if let i = v as? Int { return Double(i) }
+      throw ConfigError("\(file): \(path).\(key) must be a number (got \(v))")
+    }
+    func string(_ d: [String: Any], _ key: String, at path: String) throws -> String? {
+      guard let v = d[key] else { return nil }
+      if let s = v as? String { return s }
+      throw ConfigError("\(file): \(path).\(key) must be a string (got \(v))")
+    }
+  }
+}
+
+/// A run config that cannot be used, with a one-line reason naming the key.
+public struct ConfigError: Error, CustomStringConvertible {
+  public let description: String
+  public init(_ d: String) { description = d }
+}

@@ -1,0 +1,131 @@
+import Foundation
+import IGPTData
+import IGPTKernels
+import IGPTModel
+
+/// Single-host training: each step's global batch is its fixed list of microbatches, whose
+/// gradients are computed one by one (`Gradient.compute`), summed in order, clipped and applied
+/// with AdamW on the warmup-cosine schedule. Checkpoints restore all of it exactly.
+public final class Trainer {
+  public let config: RunConfig
+  public let model: IGPT
+  public let optimizer: Optimizer
+  public let store: TokenStore
+  public let train: TokenSplit
+  public let val: TokenSplit?
+  public let schedule: LearningRateSchedule
+  /// Completed steps.
+  public private(set) var step: Int
+  private var order: DataOrder
+  public var lastLoss: Double?
+  public var lastValLoss: Double?
+
+  /// Result of one step.
+  public struct StepResult: Sendable {
+    public var loss: Double
+    public var gradNorm: Double
+    public var learningRate: Double
+  }
+
+  /// A fresh run (seeded initialisation) or one continued from a checkpoint.
+  public init(config: RunConfig, store: TokenStore, resumeFrom loaded: Checkpoint.Loaded? = nil) throws {
+    self.config = config
+    self.store = store
+    train = try store.split("train")
+    val = store.manifest.splits["val"] != nil ? try store.split("val") : nil
+    guard train.count > 0 else { throw DataError.file(store.path, "the train split is empty") }
+    let shape = try config.modelConfig(storeSequenceLength: store.manifest.sequenceLength, storeVocab: store.palette.count)
+    if let loaded {
+      guard loaded.model.config == shape else {
+        throw ConfigError("the checkpoint's model \(loaded.model.config) does not match the config's \(shape)")
+      }
+      model = loaded.model
+      let opt = Optimizer(count: loaded.model.parameterCount)
+      loaded.m.withUnsafeBufferPointer { opt.m.update(from: $0.baseAddress!, count: opt.count) }
+      loaded.v.withUnsafeBufferPointer { opt.v.update(from: $0.baseAddress!, count: opt.count) }
+      opt.steps = loaded.optimizerSteps
+      optimizer = opt
+      step = loaded.state.step
+      lastLoss = loaded.state.loss
+      lastValLoss = loaded.state.valLoss
+    } else {
+      model = try IGPT(config: shape)
+      model.initialize(seed: config.train.seed)
+      optimizer = Optimizer(count: model.parameterCount)
+      step = 0
+    }
+    schedule = LearningRateSchedule(peak: config.train.lr, warmup: config.train.warmup, steps: config.train.steps)
+    order = DataOrder(count: train.count, seed: config.train.seed)
+  }
+
+  public var microbatchesPerStep: Int { config.train.batch / config.train.microbatch }
+  public var tokensPerStep: Int { config.train.batch * train.sequenceLength }
+
+  /// Microbatch `micro` of step `s`: its images and (BERT) masks.
+  public func microbatch(step s: Int, micro: Int) throws -> Microbatch {
+    let t = config.train
+    let indices = order.microbatch(step: s, micro: micro, batch: t.batch, microbatch: t.microbatch)
+    return try Microbatch.load(indices, from: train, objective: model.config.objective,
+                               maskSeed: Microbatch.maskSeed(seed: t.seed, step: s, micro: micro))
+  }
+
+  /// Applies the summed gradient of the current step (in `optimizer.gradient`) and advances.
+  @discardableResult
+  public func applyUpdate(loss: Double) -> StepResult {
+    let t = config.train
+    let lr = schedule.rate(at: step)
+    let norm = optimizer.update(params: model.params, learningRate: lr, clip: t.clip, beta1: t.beta1,
+                                beta2: t.beta2, weightDecay: t.weightDecay)
+    step += 1
+    lastLoss = loss
+    return StepResult(loss: loss, gradNorm: norm, learningRate: lr)
+  }
+
+  /// One optimizer step on this host.
+  public func trainStep() throws -> StepResult {
+    let n = microbatchesPerStep
+    let scale = Float(config.train.microbatch) / Float(config.train.batch)
+    optimizer.zeroGradient()
+    var loss = 0.0
+    for micro in 0..<n {
+      let mb = try microbatch(step: step, micro: micro)
+      loss += Gradient.compute(model: model, microbatch: mb, scale: scale) * Double(scale)
+      optimizer.accumulate(model.grads)
+    }
+    return applyUpdate(loss: loss)
+  }
+
+  /// Mean loss over the first `train.val_images` images of the val split (fixed BERT masks), or
+  /// nil without a val split.
+  public func validationLoss() throws -> Double? {
+    guard let val, val.count > 0 else { return nil }
+    let n = min(val.count, config.train.valImages)
+    let chunk = config.train.microbatch
+    var total = 0.0
+    var start = 0
+    while start < n {
+      let indices = Array(start..<min(n, start + chunk))
+      let mb = try Microbatch.load(indices, from: val, objective: model.config.objective,
+                                   maskSeed: Microbatch.maskSeed(seed: 0x7A1, step: start, micro: 0))
+      total += Gradient.loss(model: model, microbatch: mb) * Double(indices.count)
+      start += chunk
+    }
+    lastValLoss = total / Double(n)
+    return lastValLoss
+  }
+
+  /// The state a checkpoint records now.
+  public func state() -> Checkpoint.State {
+    let pos = order.position(ofStep: step, batch: config.train.batch)
+    return Checkpoint.State(
+      step: step, dataEpoch: pos.epoch, dataOffset: pos.offset, seed: config.train.seed, config: config,
+      model: model.config, store: store.path, palette: store.manifest.palette, checksums: [:],
+      loss: lastLoss, valLoss: lastValLoss)
+  }
+
+  /// Writes a checkpoint of the current step.
+  @discardableResult
+  public func checkpoint(runDir: String) throws -> String {
+    try Checkpoint.write(runDir: runDir, state: state(), model: model, optimizer: optimizer, keep: config.checkpoint.keep)
+  }
+}
