@@ -45,43 +45,10 @@ public enum PreviewGrid {
     return (cells, note)
   }
 
-  /// Lays cells out (original | quantised pairs, `columns` pairs per row), upscaled to at least
-  /// 64 px, and writes a PNG atomically.
+  /// Writes cells as original | quantised pairs (a grey square where the original is missing).
   public static func write(_ cells: [Cell], resolution R: Int, channels c: Int, columns: Int = 8, to path: String) throws {
-    guard !cells.isEmpty else { throw DataError.file(path, "nothing to draw (the split is empty)") }
-    let scale = max(1, (64 + R - 1) / R)
-    let side = R * scale, gap = 2, pairGap = 8
-    let pairs = min(columns, cells.count)
-    let rows = (cells.count + pairs - 1) / pairs
-    let pairWidth = 2 * side + gap
-    let W = pairs * pairWidth + (pairs + 1) * pairGap
-    let H = rows * side + (rows + 1) * pairGap
-    var img = [UInt8](repeating: 255, count: W * H * c)
-    func blit(_ px: [UInt8], x0: Int, y0: Int) {
-      for y in 0..<side {
-        for x in 0..<side {
-          let s = ((y / scale) * R + x / scale) * c
-          let d = ((y0 + y) * W + x0 + x) * c
-          for ch in 0..<c { img[d + ch] = px[s + ch] }
-        }
-      }
-    }
-    for (i, cell) in cells.enumerated() {
-      let x0 = pairGap + (i % pairs) * (pairWidth + pairGap)
-      let y0 = pairGap + (i / pairs) * (side + pairGap)
-      if let o = cell.original { blit(o, x0: x0, y0: y0) } else {
-        for y in 0..<side { for x in 0..<side { for ch in 0..<c { img[((y0 + y) * W + x0 + x) * c + ch] = 200 } } }
-      }
-      blit(cell.quantised, x0: x0 + side + gap, y0: y0)
-    }
-    let dir = (path as NSString).deletingLastPathComponent
-    let tmp = ((dir.isEmpty ? "." : dir) as NSString).appendingPathComponent(".\((path as NSString).lastPathComponent).tmp-\(getpid())")
-    guard cimage_write_png(tmp, Int32(W), Int32(H), Int32(c), img) != 0 else {
-      throw DataError.file(path, "cannot write PNG")
-    }
-    guard rename(tmp, path) == 0 else {
-      unlink(tmp)
-      throw DataError.file(path, "cannot move the PNG into place (\(String(cString: strerror(errno))))")
-    }
+    let blank = [UInt8](repeating: 200, count: R * R * c)
+    try ImageGrid.write(groups: cells.map { [$0.original ?? blank, $0.quantised] }, resolution: R, channels: c,
+                        columns: columns, to: path)
   }
 }

@@ -1,0 +1,42 @@
+import CImage
+import Foundation
+
+/// Lays out groups of R x R images (each group side by side, e.g. original | quantised) in a
+/// grid, upscaled to at least 64 px per image, and writes it as a PNG atomically.
+public enum ImageGrid {
+  public static func write(groups: [[[UInt8]]], resolution R: Int, channels c: Int, columns: Int = 8, to path: String) throws {
+    guard let first = groups.first, !first.isEmpty else { throw DataError.file(path, "nothing to draw") }
+    let perGroup = first.count
+    let scale = max(1, (64 + R - 1) / R)
+    let side = R * scale, gap = 2, groupGap = 8
+    let cols = min(columns, groups.count)
+    let rows = (groups.count + cols - 1) / cols
+    let groupWidth = perGroup * side + (perGroup - 1) * gap
+    let W = cols * groupWidth + (cols + 1) * groupGap
+    let H = rows * side + (rows + 1) * groupGap
+    var img = [UInt8](repeating: 255, count: W * H * c)
+    for (g, group) in groups.enumerated() {
+      let gx = groupGap + (g % cols) * (groupWidth + groupGap)
+      let gy = groupGap + (g / cols) * (side + groupGap)
+      for (k, px) in group.enumerated() {
+        let x0 = gx + k * (side + gap)
+        for y in 0..<side {
+          for x in 0..<side {
+            let s = ((y / scale) * R + x / scale) * c
+            let d = ((gy + y) * W + x0 + x) * c
+            for ch in 0..<c { img[d + ch] = px[s + ch] }
+          }
+        }
+      }
+    }
+    let dir = (path as NSString).deletingLastPathComponent
+    let tmp = ((dir.isEmpty ? "." : dir) as NSString).appendingPathComponent(".\((path as NSString).lastPathComponent).tmp-\(getpid())")
+    guard cimage_write_png(tmp, Int32(W), Int32(H), Int32(c), img) != 0 else {
+      throw DataError.file(path, "cannot write PNG (does the directory exist?)")
+    }
+    guard rename(tmp, path) == 0 else {
+      unlink(tmp)
+      throw DataError.file(path, "cannot move the PNG into place (\(String(cString: strerror(errno))))")
+    }
+  }
+}

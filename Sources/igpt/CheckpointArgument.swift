@@ -1,0 +1,50 @@
+import Foundation
+import IGPTData
+import IGPTModel
+import IGPTTraining
+
+/// Resolves what a user passes as --checkpoint: a step directory, a run directory (its newest
+/// intact checkpoint) or a model.safetensors file.
+enum CheckpointArgument {
+  struct Resolved {
+    var model: IGPT
+    /// state.json when the checkpoint has one.
+    var state: Checkpoint.State?
+    var description: String
+  }
+
+  static func load(_ path: String) throws -> Resolved {
+    var isDir: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
+      throw CleanError("\(path): no such checkpoint (give a step directory, a run directory or a model.safetensors)")
+    }
+    if !isDir.boolValue {
+      return Resolved(model: try IGPT(huggingFacePath: path), state: nil, description: path)
+    }
+    if FileManager.default.fileExists(atPath: (path as NSString).appendingPathComponent("state.json")) {
+      let l = try Checkpoint.read(path)
+      return Resolved(model: l.model, state: l.state, description: path)
+    }
+    if let l = Checkpoint.newestGood(runDir: path, warn: { logLine("warning: \($0)") }) {
+      return Resolved(model: l.model, state: l.state, description: l.path)
+    }
+    let file = (path as NSString).appendingPathComponent("model.safetensors")
+    if FileManager.default.fileExists(atPath: file) {
+      return Resolved(model: try IGPT(huggingFacePath: file), state: nil, description: file)
+    }
+    throw CleanError("\(path): holds no checkpoint (no state.json, checkpoints/ or model.safetensors)")
+  }
+
+  /// The token store: --data if given, else the one the checkpoint was trained on.
+  static func store(_ data: String?, _ resolved: Resolved) throws -> TokenStore {
+    guard let path = data ?? resolved.state?.store else {
+      throw CleanError("give --data: \(resolved.description) does not say which token store it was trained on")
+    }
+    let store = try TokenStore(path: path)
+    let m = resolved.model.config
+    guard store.manifest.sequenceLength <= m.seq, store.palette.count == m.vocab else {
+      throw CleanError("\(path): \(store.manifest.sequenceLength) tokens of \(store.palette.count) colours do not fit the model (\(m.seq) positions, \(m.vocab) colours)")
+    }
+    return store
+  }
+}
