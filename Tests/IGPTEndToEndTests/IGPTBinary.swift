@@ -31,11 +31,22 @@ enum IGPTBinary {
     p.standardOutput = out
     p.standardError = err
     try p.run()
+    // read stderr on another thread: a child that fills one pipe while we wait on the other
+    // would block forever
+    let box = ErrBox()
+    let reader = Thread { box.data = err.fileHandleForReading.readDataToEndOfFile(); box.done.signal() }
+    reader.start()
     let o = out.fileHandleForReading.readDataToEndOfFile()
-    let e = err.fileHandleForReading.readDataToEndOfFile()
+    box.done.wait()
+    let e = box.data
     p.waitUntilExit()
     return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
                   stderr: String(decoding: e, as: UTF8.self))
+  }
+
+  final class ErrBox: @unchecked Sendable {
+    var data = Data()
+    let done = DispatchSemaphore(value: 0)
   }
 
   static func json(_ text: String) throws -> [String: Any] {
