@@ -166,6 +166,8 @@ public enum Preparation {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
     try dir.write(try encoder.encode(manifest), to: "manifest.json")
+    // the palette in OpenAI's kmeans_centers.npy layout, for other tools (and --palette-from)
+    try dir.write(palette.npy(), to: "palette.npy")
     try dir.commit()
     lap("write")
     return Summary(counts: splits.mapValues(\.count), palette: palette, seconds: seconds, out: dir.destination,

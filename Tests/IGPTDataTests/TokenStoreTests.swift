@@ -65,8 +65,8 @@ import Testing
     let base = Fixtures.directory("impout")
     _ = try prepare(src, out: base + "/computed")
     let computed = try TokenStore(path: base + "/computed")
-    let npy = base + "/palette.npy"
-    try computed.palette.npy().write(to: URL(fileURLWithPath: npy))
+    let npy = base + "/computed/palette.npy"  // exported by prepare
+    #expect(try Palette.load(npy: npy) == computed.palette)
     _ = try prepare(src, out: base + "/imported", palette: npy, k: nil)
     #expect(FileManager.default.contents(atPath: base + "/computed/train-00000.shard")
             == FileManager.default.contents(atPath: base + "/imported/train-00000.shard"))
