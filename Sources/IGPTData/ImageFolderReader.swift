@@ -113,7 +113,6 @@ public enum ImageFolderReader {
     guard let first = trainFiles.first else { throw DataError.file(trainDir, "contains no PNG, JPEG or BMP images") }
     let channels = try fileChannels(first.0)
     var other: [String: ImageSet] = [:]
-    let total = trainFiles.count
     let train = try load(trainFiles, channels: channels, dir: trainDir, progress: progress)
     for name in ["val", "test"] where splitDirs.contains(name) {
       let d = (dir as NSString).appendingPathComponent(name)
@@ -124,7 +123,6 @@ public enum ImageFolderReader {
       }
       other[name] = set
     }
-    _ = total
     var trainSet = train
     if classes.isEmpty { trainSet.labels = [] }
     return SourceDataset(format: "folder", source: dir, train: trainSet, test: other["test"],

@@ -67,7 +67,6 @@ struct TrainCommand: ParsableCommand {
     }
     StopSignal.install()
     let progress = TrainingProgress(total: end, startStep: trainer.step, tokensPerStep: trainer.tokensPerStep)
-    var lastCheckpoint = trainer.step
     while trainer.step < end {
       let r = try trainer.trainStep()
       let s = trainer.step
@@ -88,7 +87,6 @@ struct TrainCommand: ParsableCommand {
       let stopping = StopSignal.received != 0
       if s % c.checkpoint.every == 0 || s == end || stopping {
         let path = try trainer.checkpoint(runDir: runDir)
-        lastCheckpoint = s
         progress.note("checkpoint \(path)")
       }
       if stopping {
@@ -96,7 +94,6 @@ struct TrainCommand: ParsableCommand {
         return
       }
     }
-    _ = lastCheckpoint
     progress.finish()
     let v = trainer.lastValLoss.map { String(format: ", val loss %.4f", $0) } ?? ""
     print(String(format: "done: step %d, loss %.4f%@; checkpoints in %@", trainer.step, trainer.lastLoss ?? .nan, v,
