@@ -98,7 +98,10 @@ public struct RunConfig: Codable, Equatable, Sendable {
       c.train.beta1 = try r.double(t, "beta1", at: "train") ?? c.train.beta1
       c.train.beta2 = try r.double(t, "beta2", at: "train") ?? c.train.beta2
       c.train.clip = try r.double(t, "clip", at: "train") ?? c.train.clip
-      c.train.seed = UInt64(try r.int(t, "seed", at: "train") ?? Int(c.train.seed))
+      if let seed = try r.int(t, "seed", at: "train") {
+        guard seed >= 0 else { throw ConfigError("\(name): train.seed must be at least 0 (got \(seed))") }
+        c.train.seed = UInt64(seed)
+      }
       c.train.threads = try r.int(t, "threads", at: "train") ?? c.train.threads
       c.train.logEvery = try r.int(t, "log_every", at: "train") ?? c.train.logEvery
       c.train.valEvery = try r.int(t, "val_every", at: "train") ?? c.train.valEvery

@@ -29,6 +29,7 @@ struct EvalCommand: ParsableCommand {
   func validate() throws {
     if (split == nil) == (tokens == nil) { throw ValidationError("give exactly one of --split and --tokens") }
     if batch < 1 { throw ValidationError("--batch must be at least 1") }
+    if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
   }
 
   func run() throws {

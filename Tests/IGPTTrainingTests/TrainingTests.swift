@@ -44,6 +44,7 @@ import Testing
       ("model: {objective: gan}", "model.objective"),
       ("checkpoint: {keep: 0}", "checkpoint.keep"),
       ("train: [1, 2]", "train"),
+      ("train: {seed: -1}", "train.seed"),
     ]
     for (yaml, key) in cases {
       #expect { try RunConfig.parse(yaml, name: "c.yaml") } throws: { e in
