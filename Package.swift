@@ -28,10 +28,13 @@ let package = Package(
     .target(
       name: "IGPTTraining", dependencies: ["IGPTKernels", "IGPTModel", "IGPTData", "Yams"],
       swiftSettings: releaseFlags),
+    .target(
+      name: "IGPTCluster", dependencies: ["IGPTKernels", "IGPTModel", "IGPTData", "IGPTTraining", "CZeroMQ", "CLZ4"],
+      swiftSettings: releaseFlags),
     .executableTarget(
       name: "igpt",
       dependencies: [
-        "IGPTKernels", "IGPTModel", "IGPTData", "IGPTTraining",
+        "IGPTKernels", "IGPTModel", "IGPTData", "IGPTTraining", "IGPTCluster",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: releaseFlags),
@@ -45,8 +48,11 @@ let package = Package(
       name: "IGPTTrainingTests",
       dependencies: ["IGPTTraining", "IGPTData", "IGPTModel", "IGPTKernels", "IGPTTestSupport"]),
     .testTarget(
+      name: "IGPTClusterTests",
+      dependencies: ["IGPTCluster", "IGPTTraining", "IGPTData", "IGPTModel", "IGPTKernels", "IGPTTestSupport"]),
+    .testTarget(
       name: "IGPTEndToEndTests",
-      dependencies: ["IGPTTraining", "IGPTData", "IGPTModel", "IGPTKernels", "IGPTTestSupport"]),
+      dependencies: ["IGPTCluster", "IGPTTraining", "IGPTData", "IGPTModel", "IGPTKernels", "IGPTTestSupport"]),
   ],
   swiftLanguageModes: [.v5]
 )

@@ -1,3 +1,4 @@
+import Dispatch
 import IGPTKernels
 
 /// AdamW state for a parameter slab: both moments, the summed gradient of the current step, and
@@ -37,16 +38,19 @@ public final class Optimizer {
     }
   }
 
-  /// L2 norm of the summed gradient (Double, chunks summed in a fixed order).
+  /// L2 norm of the summed gradient: Double partial sums over 16 fixed chunks added in order, so
+  /// the result does not depend on the thread count (a coordinator may run with any).
   public func gradientNorm() -> Double {
-    let chunks = max(1, Parallel.threads)
+    let chunks = 16
     var partial = [Double](repeating: 0, count: chunks)
-    let g = gradient
+    let g = SendablePointer(gradient)
+    let n = count
     partial.withUnsafeMutableBufferPointer { p in
-      Parallel.forChunks(count, align: 16) { c, r in
+      let out = SendablePointer(p.baseAddress!)
+      DispatchQueue.concurrentPerform(iterations: chunks) { c in
         var s = 0.0
-        for i in r { s += Double(g[i]) * Double(g[i]) }
-        p[c] = s
+        for i in Parallel.chunkRange(c, of: chunks, count: n, align: 16) { s += Double(g.pointer[i]) * Double(g.pointer[i]) }
+        out.pointer[c] = s
       }
     }
     return partial.reduce(0, +).squareRoot()
@@ -66,4 +70,10 @@ public final class Optimizer {
                  gradScale: scale)
     return norm
   }
+}
+
+/// A raw pointer handed to concurrent chunks that write disjoint elements.
+struct SendablePointer<T>: @unchecked Sendable {
+  let pointer: UnsafeMutablePointer<T>
+  init(_ p: UnsafeMutablePointer<T>) { pointer = p }
 }

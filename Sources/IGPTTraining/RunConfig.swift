@@ -48,10 +48,29 @@ public struct RunConfig: Codable, Equatable, Sendable {
     public var keep = 3
   }
 
+  /// How a coordinator and its workers talk (igpt coordinator / igpt worker).
+  public struct Cluster: Codable, Equatable, Sendable {
+    /// Gradient codec: lossless (byte-shuffle + LZ4) or bf16 (error feedback on each worker).
+    public var codec: GradientCodecKind = .lossless
+    /// Seconds between application heartbeats, both ways.
+    public var heartbeatInterval = 1.0
+    /// A peer silent this many heartbeat intervals is dead.
+    public var heartbeatMisses = 5
+    /// Seconds a microbatch may stay out before it is also handed to another worker
+    /// (at least 5x the slowest microbatch seen so far).
+    public var taskTimeout = 60.0
+  }
+
+  /// Gradient encodings on the wire.
+  public enum GradientCodecKind: String, Codable, Sendable, CaseIterable {
+    case lossless, bf16
+  }
+
   public var model = Model()
   public var data = Data()
   public var train = Train()
   public var checkpoint = Checkpoint()
+  public var cluster = Cluster()
 
   public init() {}
 
@@ -67,7 +86,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
       throw ConfigError("\(name): the top level must be a mapping of sections")
     }
     let r = Reader(file: name)
-    try r.onlyKeys(top, ["model", "data", "train", "checkpoint"], at: "")
+    try r.onlyKeys(top, ["model", "data", "train", "checkpoint", "cluster"], at: "")
     if let m = try r.section(top, "model") {
       try r.onlyKeys(m, ["layers", "embd", "heads", "objective", "seq", "vocab"], at: "model")
       c.model.layers = try r.int(m, "layers", at: "model") ?? c.model.layers
@@ -114,6 +133,18 @@ public struct RunConfig: Codable, Equatable, Sendable {
       c.checkpoint.every = try r.int(k, "every", at: "checkpoint") ?? c.checkpoint.every
       c.checkpoint.keep = try r.int(k, "keep", at: "checkpoint") ?? c.checkpoint.keep
     }
+    if let k = try r.section(top, "cluster") {
+      try r.onlyKeys(k, ["codec", "heartbeat_interval", "heartbeat_misses", "task_timeout"], at: "cluster")
+      if let codec = try r.string(k, "codec", at: "cluster") {
+        guard let kind = GradientCodecKind(rawValue: codec) else {
+          throw ConfigError("\(name): cluster.codec must be lossless or bf16 (got \(codec))")
+        }
+        c.cluster.codec = kind
+      }
+      c.cluster.heartbeatInterval = try r.double(k, "heartbeat_interval", at: "cluster") ?? c.cluster.heartbeatInterval
+      c.cluster.heartbeatMisses = try r.int(k, "heartbeat_misses", at: "cluster") ?? c.cluster.heartbeatMisses
+      c.cluster.taskTimeout = try r.double(k, "task_timeout", at: "cluster") ?? c.cluster.taskTimeout
+    }
     try c.validate(name: name)
     return c
   }
@@ -150,6 +181,10 @@ public struct RunConfig: Codable, Equatable, Sendable {
     try check(train.valEvery >= 0, "train.val_every", "must be at least 0 (0 = only at the end)")
     try check(train.valImages >= 1, "train.val_images", "must be at least 1")
     try check(checkpoint.every >= 1, "checkpoint.every", "must be at least 1 (got \(checkpoint.every))")
+    try check(cluster.heartbeatInterval > 0 && cluster.heartbeatInterval <= 60, "cluster.heartbeat_interval",
+              "must be in (0, 60] seconds (got \(cluster.heartbeatInterval))")
+    try check(cluster.heartbeatMisses >= 2, "cluster.heartbeat_misses", "must be at least 2 (got \(cluster.heartbeatMisses))")
+    try check(cluster.taskTimeout > 0, "cluster.task_timeout", "must be positive seconds (got \(cluster.taskTimeout))")
     try check(checkpoint.keep >= 1, "checkpoint.keep", "must be at least 1 (got \(checkpoint.keep))")
   }
 

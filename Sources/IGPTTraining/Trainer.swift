@@ -95,23 +95,37 @@ public final class Trainer {
     return applyUpdate(loss: loss)
   }
 
-  /// Mean loss over the first `train.val_images` images of the val split (fixed BERT masks), or
-  /// nil without a val split.
-  public func validationLoss() throws -> Double? {
-    guard let val, val.count > 0 else { return nil }
+  /// The validation microbatches: the first `train.val_images` images of the val split in
+  /// chunks of `train.microbatch`, with fixed BERT masks. Empty without a val split.
+  public func validationMicrobatches() throws -> [Microbatch] {
+    guard let val, val.count > 0 else { return [] }
     let n = min(val.count, config.train.valImages)
     let chunk = config.train.microbatch
-    var total = 0.0
-    var start = 0
-    while start < n {
-      let indices = Array(start..<min(n, start + chunk))
-      let mb = try Microbatch.load(indices, from: val, objective: model.config.objective,
-                                   maskSeed: Microbatch.maskSeed(seed: 0x7A1, step: start, micro: 0))
-      total += Gradient.loss(model: model, microbatch: mb) * Double(indices.count)
-      start += chunk
+    return try stride(from: 0, to: n, by: chunk).map { start in
+      try Microbatch.load(Array(start..<min(n, start + chunk)), from: val, objective: model.config.objective,
+                          maskSeed: Microbatch.maskSeed(seed: 0x7A1, step: start, micro: 0))
     }
-    lastValLoss = total / Double(n)
-    return lastValLoss
+  }
+
+  /// Records the validation loss from each microbatch's loss (summed in order, image-weighted).
+  @discardableResult
+  public func finishValidation(losses: [Double], of batches: [Microbatch]) -> Double {
+    var total = 0.0
+    for (loss, mb) in zip(losses, batches) { total += loss * Double(mb.count) }
+    lastValLoss = total / Double(batches.reduce(0) { $0 + $1.count })
+    return lastValLoss!
+  }
+
+  /// Mean loss over the validation microbatches, computed here; nil without a val split.
+  public func validationLoss() throws -> Double? {
+    let batches = try validationMicrobatches()
+    guard !batches.isEmpty else { return nil }
+    return finishValidation(losses: batches.map { Gradient.loss(model: model, microbatch: $0) }, of: batches)
+  }
+
+  /// Whether the train command validates after completing step s.
+  public func validationDue(afterStep s: Int) -> Bool {
+    (config.train.valEvery > 0 && s % config.train.valEvery == 0) || s == config.train.steps
   }
 
   /// The state a checkpoint records now.

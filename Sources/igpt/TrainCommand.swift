@@ -15,34 +15,14 @@ struct TrainCommand: ParsableCommand {
       Example: igpt train --config configs/fashion-mnist-tiny.yaml --run runs/tiny
       """)
 
-  @Option(help: "YAML run config (see configs/).") var config: String
+  @OptionGroup var options: RunConfigOptions
   @Option(name: .customLong("run"), help: "Run directory (metrics and checkpoints).") var runDir: String
-  @Option(help: "Token store (overrides data.store).") var data: String?
-  @Option(help: "Total steps (overrides train.steps; the learning-rate schedule spans them).") var steps: Int?
   @Option(name: .customLong("stop-at"), help: "Stop (with a checkpoint) at this step, as if interrupted.")
   var stopAt: Int?
-  @Option(name: .customLong("checkpoint-every"), help: "Checkpoint every N steps (overrides checkpoint.every).")
-  var checkpointEvery: Int?
-  @Option(help: "Global batch (overrides train.batch; the microbatch shrinks to fit).") var batch: Int?
-  @Option(help: "Peak learning rate (overrides train.lr).") var lr: Double?
-  @Option(help: "Seed (overrides train.seed).") var seed: UInt64?
-  @Option(help: "Threads (overrides train.threads).") var threads: Int?
   @Flag(help: "Continue from the newest intact checkpoint in --run.") var resume = false
 
   func run() throws {
-    var c = try RunConfig.load(path: config)
-    if let data { c.data.store = data }
-    if let steps { c.train.steps = steps }
-    if let checkpointEvery { c.checkpoint.every = checkpointEvery }
-    if let batch {
-      c.train.batch = batch
-      if batch % c.train.microbatch != 0 { c.train.microbatch = gcd(batch, c.train.microbatch) }
-    }
-    if let lr { c.train.lr = lr }
-    if let seed { c.train.seed = seed }
-    if let threads { c.train.threads = threads }
-    try c.validate(name: config)
-    guard !c.data.store.isEmpty else { throw CleanError("\(config): data.store is not set (or give --data)") }
+    let c = try options.load()
     Parallel.threads = c.train.threads > 0 ? c.train.threads : ProcessInfo.processInfo.activeProcessorCount
     BLAS.setThreads(1)
 
@@ -78,7 +58,7 @@ struct TrainCommand: ParsableCommand {
         ])
         progress.log(step: s, loss: r.loss)
       }
-      if (c.train.valEvery > 0 && s % c.train.valEvery == 0) || s == c.train.steps {
+      if trainer.validationDue(afterStep: s) {
         if let v = try trainer.validationLoss() {
           metrics.append(["step": s, "val_loss": v, "val_bits_per_token": v / log(2.0)])
           progress.note(String(format: "step %d: val loss %.4f (%.3f bits/token)", s, v, v / log(2.0)))
@@ -100,7 +80,6 @@ struct TrainCommand: ParsableCommand {
                  (runDir as NSString).appendingPathComponent("checkpoints")))
   }
 
-  private func gcd(_ a: Int, _ b: Int) -> Int { b == 0 ? a : gcd(b, a % b) }
 }
 
 /// Prints to stderr.

@@ -1,0 +1,32 @@
+import Foundation
+
+/// An operator's connection to a coordinator (`igpt status`, later probe jobs).
+public final class ClusterClient {
+  let endpoint: String
+  let socket: ZMQSocket
+
+  public init(endpoint: String) throws {
+    self.endpoint = endpoint
+    socket = try ZMQSocket(.dealer)
+    try socket.connect(endpoint)
+  }
+
+  /// Sends a request and waits for the reply of the expected kind.
+  public func request(_ m: Message, expecting kind: Message.Kind, timeout: Double) throws -> Message {
+    socket.send([m.encode()])
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+      guard socket.poll(timeout: deadline.timeIntervalSinceNow), let r = socket.receive(), r.frames.count == 1 else { continue }
+      let reply = try Message.decode(r.frames[0])
+      if reply.kind == .refuse {
+        throw ClusterError("\(endpoint) refused: \((try? reply.decodeMeta(Meta.Refuse.self).reason) ?? "no reason given")")
+      }
+      if reply.kind == kind { return reply }
+    }
+    throw ClusterError(String(format: "no answer from a coordinator at %@ within %.0f s", endpoint, timeout))
+  }
+
+  public func status(timeout: Double) throws -> ClusterStatus {
+    try request(Message(.statusRequest), expecting: .statusReply, timeout: timeout).decodeMeta(ClusterStatus.self)
+  }
+}

@@ -1,0 +1,52 @@
+import Foundation
+
+/// What `igpt status` shows: the run's progress, each worker, and the coordinator's task queue.
+public struct ClusterStatus: Codable, Sendable {
+  public struct Worker: Codable, Sendable {
+    public var name: String
+    public var address: String
+    public var host: String
+    public var pid: Int32
+    public var secondsSinceHeartbeat: Double
+    public var microbatchesDone: Int
+    /// Bytes this worker sent to the coordinator (results) and received from it (parameters, tasks).
+    public var bytesSent: Int
+    public var bytesReceived: Int
+    public var busy: Bool
+  }
+
+  public var runDir: String
+  public var step: Int
+  public var steps: Int
+  public var loss: Double?
+  public var valLoss: Double?
+  public var tokensPerSecond: Double
+  public var elapsedSeconds: Double
+  public var codec: String
+  public var workers: [Worker]
+  /// Scheduled and queued tasks, in the order they will run ("checkpoint at step 500", ...).
+  public var queuedTasks: [String]
+  public var microbatchesPending: Int
+  public var microbatchesOutstanding: Int
+  public var droppedMessages: Int
+
+  /// The human-readable table.
+  public var text: String {
+    var lines = [String(format: "run %@: step %d/%d  loss %@  val %@  %.0f tokens/s  up %.0f s  codec %@", runDir, step, steps,
+                        loss.map { String(format: "%.4f", $0) } ?? "-", valLoss.map { String(format: "%.4f", $0) } ?? "-",
+                        tokensPerSecond, elapsedSeconds, codec)]
+    lines.append("microbatches: \(microbatchesPending) queued, \(microbatchesOutstanding) out; dropped messages: \(droppedMessages)")
+    if workers.isEmpty { lines.append("workers: none connected") }
+    for w in workers {
+      lines.append(String(format: "  worker %@ (%@, pid %d on %@): heartbeat %.1f s ago, %d microbatches, sent %@, received %@%@",
+                          w.name, w.address, w.pid, w.host, w.secondsSinceHeartbeat, w.microbatchesDone,
+                          Self.bytes(w.bytesSent), Self.bytes(w.bytesReceived), w.busy ? ", busy" : ""))
+    }
+    lines.append("tasks: " + (queuedTasks.isEmpty ? "none" : queuedTasks.joined(separator: "; ")))
+    return lines.joined(separator: "\n")
+  }
+
+  static func bytes(_ n: Int) -> String {
+    n >= 1 << 20 ? String(format: "%.1f MB", Double(n) / 1e6) : String(format: "%.1f kB", Double(n) / 1e3)
+  }
+}

@@ -1,0 +1,502 @@
+import Foundation
+import IGPTData
+import IGPTKernels
+import IGPTModel
+import IGPTTraining
+
+/// The parameter server and scheduler of a cluster run.
+///
+/// It owns the `Trainer` (parameters, AdamW state, data order, schedule, checkpoints) and runs a
+/// single-threaded event loop over one ROUTER socket. Each step is a *phase* at parameter version
+/// = completed steps: the validation microbatches due at that step and the gradient microbatches
+/// of the next step are handed to ready workers with their tokens; gradients are summed in
+/// microbatch order whoever computed them (design.md, principle 2); then the update is applied
+/// exactly as `igpt train` applies it.
+public final class Coordinator {
+  public struct Options {
+    public var runDir: String
+    public var bind: String
+    /// Last step of this run.
+    public var end: Int
+    public var log: (String) -> Void
+    public var shouldStop: () -> Bool
+    public init(runDir: String, bind: String, end: Int, log: @escaping (String) -> Void, shouldStop: @escaping () -> Bool) {
+      self.runDir = runDir
+      self.bind = bind
+      self.end = end
+      self.log = log
+      self.shouldStop = shouldStop
+    }
+  }
+
+  public enum Outcome { case finished, stopped }
+
+  /// One microbatch of the current phase.
+  struct PhaseTask {
+    var meta: Meta.Task
+    var body: Data
+    var sentAt: Date?
+    var requeued = false
+    var done = false
+  }
+
+  public let trainer: Trainer
+  let options: Options
+  let config: RunConfig
+  let socket: ZMQSocket
+  public let runHash: UInt64
+  public let endpoint: String
+  let metrics: MetricsLog
+  let badInput: RateLimitedLog
+  var workers: [Data: WorkerRecord] = [:]
+
+  // The current phase.
+  var tasks: [PhaseTask] = []
+  var firstId: UInt64 = 1
+  var queue: [Int] = []
+  var accumulated = 0
+  var gradientCount = 0
+  var outOfOrder: [Int: (gradient: [Float], loss: Double)] = [:]
+  var lossSum = 0.0
+  var validating = false
+  var valLosses: [Double?] = []
+  let valBatches: [Microbatch]
+  var paramsPayload: Data?
+  let scratch: UnsafeMutablePointer<Float>
+
+  // Bookkeeping.
+  let startStep: Int
+  var lastCheckpointStep: Int
+  var slowestTask = 0.0
+  var lastHeartbeat = Date.distantPast
+  var lastWaitingNote = Date.distantPast
+  let started = Date()
+  var stepStarted = Date()
+  var tokensPerSecond = 0.0
+  var bytesIn = 0
+  var bytesOut = 0
+  var staleResults = 0
+
+  public init(trainer: Trainer, options: Options) throws {
+    self.trainer = trainer
+    self.options = options
+    config = trainer.config
+    startStep = trainer.step
+    lastCheckpointStep = trainer.step
+    runHash = Self.runHash(config: trainer.config, model: trainer.model.config, palette: trainer.store.manifest.palette)
+    valBatches = try trainer.validationMicrobatches()
+    metrics = try MetricsLog(path: (options.runDir as NSString).appendingPathComponent("metrics.jsonl"))
+    badInput = RateLimitedLog(log: options.log)
+    scratch = .allocate(capacity: trainer.model.parameterCount)
+    socket = try ZMQSocket(.router)
+    try socket.setHighWaterMarks(64)
+    let p = trainer.model.parameterCount
+    // The largest legitimate message is a lossless gradient: 4 bytes per value plus LZ4's bound.
+    try socket.setMaxMessageSize(4 * p + 4 * p / 255 + 64 * (p / GradientCodec.chunkElements + 1) + (1 << 20))
+    try socket.bind(options.bind)
+    endpoint = socket.lastEndpoint
+  }
+
+  deinit { scratch.deallocate() }
+
+  var version: UInt64 { UInt64(trainer.step) }
+  var interval: Double { config.cluster.heartbeatInterval }
+  var deadAfter: Double { interval * Double(config.cluster.heartbeatMisses) }
+
+  // MARK: - Event loop
+
+  /// Runs until the last step's checkpoint is written (then tells the workers and returns
+  /// `.finished`) or until `shouldStop` (checkpoint of the current step, `.stopped`).
+  public func run() throws -> Outcome {
+    try beginPhase()
+    while true {
+      if options.shouldStop() {
+        if trainer.step != lastCheckpointStep { try writeCheckpoint() }
+        return .stopped
+      }
+      if socket.poll(timeout: 0.05) {
+        var n = 0
+        while n < 256, let m = socket.receive() {
+          handle(m)
+          n += 1
+        }
+      }
+      let now = Date()
+      if now.timeIntervalSince(lastHeartbeat) >= interval {
+        lastHeartbeat = now
+        for id in Array(workers.keys) { send(Message(.heartbeat, runHash: runHash, version: version), to: id) }
+      }
+      expire(now: now)
+      if tasks.allSatisfy(\.done) {
+        if try finishPhase() {
+          finishRun()
+          return .finished
+        }
+        continue
+      }
+      assign(now: now)
+      if workers.isEmpty && now.timeIntervalSince(lastWaitingNote) >= 10 {
+        lastWaitingNote = now
+        options.log("waiting for workers at step \(trainer.step): none connected (start one with: igpt worker --connect \(endpoint))")
+      }
+    }
+  }
+
+  /// Tells every worker the run is over, answering stragglers for a moment.
+  func finishRun() {
+    let done = Message(.done, runHash: runHash, version: version, meta: Meta.Done(step: trainer.step))
+    for id in Array(workers.keys) { send(done, to: id) }
+    let until = Date().addingTimeInterval(min(2, interval * 2))
+    while Date() < until {
+      if socket.poll(timeout: 0.05), let m = socket.receive(), m.frames.count == 2 {
+        send(done, to: m.frames[0])
+      }
+    }
+  }
+
+  // MARK: - Phases
+
+  /// Queues the work at the current parameter version: validation if due, then the gradient
+  /// microbatches of the next step.
+  func beginPhase() throws {
+    let s = trainer.step
+    firstId += UInt64(tasks.count)
+    tasks = []
+    queue = []
+    accumulated = 0
+    outOfOrder = [:]
+    lossSum = 0
+    paramsPayload = nil
+    validating = s > startStep && !valBatches.isEmpty && trainer.validationDue(afterStep: s)
+    if validating {
+      valLosses = Array(repeating: nil, count: valBatches.count)
+      for (i, mb) in valBatches.enumerated() { addTask(.validation, step: s, micro: i, scale: 1, mb) }
+    }
+    gradientCount = 0
+    if s < options.end {
+      let n = trainer.microbatchesPerStep
+      let scale = Float(config.train.microbatch) / Float(config.train.batch)
+      for micro in 0..<n { addTask(.gradient, step: s, micro: micro, scale: scale, try trainer.microbatch(step: s, micro: micro)) }
+      gradientCount = n
+      trainer.optimizer.zeroGradient()
+    }
+    queue = Array(tasks.indices)
+    stepStarted = Date()
+  }
+
+  func addTask(_ kind: Meta.Task.Kind, step: Int, micro: Int, scale: Float, _ mb: Microbatch) {
+    let meta = Meta.Task(id: firstId + UInt64(tasks.count), kind: kind, step: step, micro: micro, count: mb.count,
+                         length: mb.length, scale: scale, hasMask: !mb.mask.isEmpty)
+    tasks.append(PhaseTask(meta: meta, body: Meta.Task.body(tokens: mb.tokens, mask: mb.mask)))
+  }
+
+  /// All work of the phase is in: record validation, checkpoint if due, then update (true when the run is over).
+  func finishPhase() throws -> Bool {
+    let s = trainer.step
+    if validating {
+      let v = trainer.finishValidation(losses: valLosses.map { $0 ?? .nan }, of: valBatches)
+      metrics.append(["step": s, "val_loss": v, "val_bits_per_token": v / log(2.0)])
+      options.log(String(format: "step %d: val loss %.4f (%.3f bits/token)", s, v, v / log(2.0)))
+    }
+    if s != lastCheckpointStep && (s % config.checkpoint.every == 0 || s == options.end) { try writeCheckpoint() }
+    if s >= options.end { return true }
+    let r = trainer.applyUpdate(loss: lossSum)
+    let dt = Date().timeIntervalSince(stepStarted)
+    if dt > 0 { tokensPerSecond = Double(trainer.tokensPerStep) / dt }
+    let step = trainer.step
+    if step % config.train.logEvery == 0 || step == options.end {
+      metrics.append([
+        "step": step, "loss": r.loss, "bits_per_token": r.loss / log(2.0), "lr": r.learningRate, "grad_norm": r.gradNorm,
+        "tokens_per_s": tokensPerSecond, "elapsed_s": Date().timeIntervalSince(started), "workers": workers.count,
+        "wire_bytes_in": bytesIn, "wire_bytes_out": bytesOut,
+      ])
+      options.log(String(format: "step %d/%d  loss %.4f  %.3f bits/token  %.0f tokens/s  %d workers", step, options.end, r.loss,
+                         r.loss / log(2.0), tokensPerSecond, workers.count))
+    }
+    bytesIn = 0
+    bytesOut = 0
+    try beginPhase()
+    return false
+  }
+
+  func writeCheckpoint() throws {
+    let path = try trainer.checkpoint(runDir: options.runDir)
+    lastCheckpointStep = trainer.step
+    options.log("checkpoint \(path)")
+  }
+
+  // MARK: - Scheduling
+
+  /// Hands queued microbatches to ready workers (least recently used first).
+  func assign(now: Date) {
+    while let idx = queue.first, tasks[idx].done { queue.removeFirst() }
+    guard !queue.isEmpty else { return }
+    let idle = workers.values.filter { $0.ready && $0.task == nil }.sorted { $0.lastAssigned < $1.lastAssigned }
+    for w in idle {
+      while let idx = queue.first, tasks[idx].done { queue.removeFirst() }
+      guard let idx = queue.first else { return }
+      queue.removeFirst()
+      if w.have != version {
+        if paramsPayload == nil { paramsPayload = GradientCodec.encode(trainer.model.params, count: trainer.model.parameterCount) }
+        guard send(Message(.params, runHash: runHash, version: version, body: paramsPayload!), to: w.id) else {
+          queue.insert(idx, at: 0)
+          continue
+        }
+        workers[w.id]?.have = version
+      }
+      guard send(Message(.task, runHash: runHash, version: version, meta: tasks[idx].meta, body: tasks[idx].body), to: w.id) else {
+        queue.insert(idx, at: 0)
+        continue
+      }
+      workers[w.id]?.task = idx
+      workers[w.id]?.ready = false
+      workers[w.id]?.lastAssigned = now
+      tasks[idx].sentAt = now
+    }
+  }
+
+  /// Drops silent workers (their microbatches go back to the queue) and re-issues microbatches
+  /// held too long by a worker that still answers heartbeats (stuck).
+  func expire(now: Date) {
+    for w in workers.values where now.timeIntervalSince(w.lastHeard) > deadAfter {
+      drop(w.id, because: String(format: "no heartbeat for %.1f s", now.timeIntervalSince(w.lastHeard)))
+    }
+    let limit = max(config.cluster.taskTimeout, 5 * slowestTask)
+    for i in tasks.indices where !tasks[i].done && !tasks[i].requeued {
+      if let t = tasks[i].sentAt, now.timeIntervalSince(t) > limit {
+        tasks[i].requeued = true
+        queue.insert(i, at: 0)
+        options.log(String(format: "microbatch %d of step %d out for %.0f s: also handing it to another worker", tasks[i].meta.micro,
+                           tasks[i].meta.step, now.timeIntervalSince(t)))
+      }
+    }
+  }
+
+  func drop(_ id: Data, because why: String) {
+    guard let w = workers.removeValue(forKey: id) else { return }
+    var back = 0
+    if let idx = w.task, idx < tasks.count, !tasks[idx].done {
+      queue.insert(idx, at: 0)
+      back = 1
+    }
+    options.log("worker \(w.label) lost: \(why); \(back) microbatch(es) go to others (\(workers.count) left)")
+  }
+
+  /// Sends to a worker; false (and the worker dropped) when it is gone or its queue is full.
+  @discardableResult
+  func send(_ m: Message, to id: Data) -> Bool {
+    let bytes = m.encode()
+    switch socket.send([id, bytes]) {
+    case .sent:
+      workers[id]?.bytesReceived += bytes.count
+      bytesOut += bytes.count
+      return true
+    case .unreachable:
+      drop(id, because: "unreachable")
+    case .wouldBlock:
+      drop(id, because: "its queue is full (stuck?)")
+    }
+    return false
+  }
+
+  // MARK: - Messages
+
+  func handle(_ received: ZMQSocket.Received) {
+    guard received.frames.count == 2 else {
+      badInput.note("dropped a \(received.frames.count)-frame message from \(received.peerAddress)")
+      return
+    }
+    let id = received.frames[0]
+    let bytes = received.frames[1]
+    bytesIn += bytes.count
+    let m: Message
+    do { m = try Message.decode(bytes) } catch let e as ProtocolError {
+      badInput.note("dropped message from \(received.peerAddress): \(e)")
+      if e.otherVersion != nil {
+        send(Message(.refuse, meta: Meta.Refuse(reason: "coordinator speaks protocol version \(Message.protocolVersion); \(e)", fatal: true)), to: id)
+      }
+      return
+    } catch {
+      badInput.note("dropped message from \(received.peerAddress): \(error)")
+      return
+    }
+    if workers[id] != nil {
+      workers[id]!.lastHeard = Date()
+      workers[id]!.bytesSent += bytes.count
+    }
+    switch m.kind {
+    case .hello: hello(m, from: id, address: received.peerAddress)
+    case .statusRequest: send(Message(.statusReply, runHash: runHash, version: version, meta: status()), to: id)
+    case .heartbeat, .ready, .result, .fetch:
+      guard workers[id] != nil, m.runHash == runHash else {
+        badInput.note("\(m.kind) from unknown peer \(received.peerAddress): asking it to say hello")
+        send(Message(.reset, runHash: runHash), to: id)
+        return
+      }
+      do {
+        switch m.kind {
+        case .ready: try ready(m, from: id)
+        case .result: try result(m, from: id)
+        case .fetch:
+          workers[id]!.have = nil
+          if let idx = workers[id]!.task, !tasks[idx].done {
+            workers[id]!.task = nil
+            workers[id]!.ready = true
+            queue.insert(idx, at: 0)
+          }
+        default: break
+        }
+      } catch {
+        badInput.note("dropped \(m.kind) from \(workers[id]?.label ?? received.peerAddress): \(error)")
+      }
+    default:
+      badInput.note("dropped unexpected \(m.kind) message from \(received.peerAddress)")
+    }
+  }
+
+  func hello(_ m: Message, from id: Data, address: String) {
+    let h: Meta.Hello
+    do { h = try m.decodeMeta(Meta.Hello.self) } catch {
+      badInput.note("dropped hello from \(address): \(error)")
+      return
+    }
+    if let theirs = h.config, let diff = Self.difference(mine: config, theirs: theirs) {
+      options.log("refused worker \(h.name) (\(address)): its config differs (\(diff))")
+      send(Message(.refuse, meta: Meta.Refuse(reason: "this coordinator runs another config: \(diff)", fatal: true)), to: id)
+      return
+    }
+    if workers[id] != nil { drop(id, because: "it said hello again") }
+    workers[id] = WorkerRecord(id: id, name: h.name, host: h.host, pid: h.pid, address: address, lastHeard: Date())
+    options.log("worker \(h.name) joined from \(address) (pid \(h.pid) on \(h.host)); \(workers.count) connected")
+    let w = Meta.Welcome(runHash: runHash, model: trainer.model.config, threads: config.train.threads, codec: config.cluster.codec,
+                         heartbeatInterval: interval, heartbeatMisses: config.cluster.heartbeatMisses, step: trainer.step,
+                         steps: options.end)
+    send(Message(.welcome, runHash: runHash, version: version, meta: w), to: id)
+  }
+
+  func ready(_ m: Message, from id: Data) throws {
+    let r = try m.decodeMeta(Meta.Ready.self)
+    if let idx = workers[id]!.task, !tasks[idx].done { queue.insert(idx, at: 0) }
+    workers[id]!.task = nil
+    workers[id]!.ready = r.credit > 0
+    workers[id]!.have = r.have
+  }
+
+  func result(_ m: Message, from id: Data) throws {
+    // Whatever it held goes back to the queue unless this result completes it (done tasks are skipped).
+    if let held = workers[id]!.task, !tasks[held].done { queue.insert(held, at: 0) }
+    workers[id]!.task = nil
+    workers[id]!.ready = true
+    let r = try m.decodeMeta(Meta.Result.self)
+    guard m.version == version, r.id >= firstId, r.id < firstId + UInt64(tasks.count) else {
+      staleResults += 1
+      return
+    }
+    let idx = Int(r.id - firstId)
+    let t = tasks[idx].meta
+    guard t.kind == r.kind, t.step == r.step, t.micro == r.micro else { throw ProtocolError("result does not match its task") }
+    guard !tasks[idx].done else { return }
+    guard r.loss.isFinite || t.kind == .validation else { throw ProtocolError("non-finite loss") }
+    switch t.kind {
+    case .validation:
+      guard m.body.isEmpty else { throw ProtocolError("validation result with a body") }
+      valLosses[t.micro] = r.loss
+    case .gradient:
+      guard m.body.first == config.cluster.codec.code else { throw ProtocolError("gradient not in the run's codec (\(config.cluster.codec))") }
+      let n = trainer.model.parameterCount
+      if t.micro == accumulated {
+        try GradientCodec.decode(m.body, into: scratch, count: n)
+        add(scratch, loss: r.loss, scale: t.scale)
+        while let next = outOfOrder.removeValue(forKey: accumulated) {
+          next.gradient.withUnsafeBufferPointer { add($0.baseAddress!, loss: next.loss, scale: t.scale) }
+        }
+      } else {
+        var g = [Float](repeating: 0, count: n)
+        try g.withUnsafeMutableBufferPointer { try GradientCodec.decode(m.body, into: $0.baseAddress!, count: n) }
+        outOfOrder[t.micro] = (g, r.loss)
+      }
+    }
+    tasks[idx].done = true
+    workers[id]!.microbatchesDone += 1
+    slowestTask = max(slowestTask, min(r.seconds, 3600))
+  }
+
+  /// The in-order sum: exactly what `Trainer.trainStep` does with each microbatch.
+  func add(_ g: UnsafePointer<Float>, loss: Double, scale: Float) {
+    trainer.optimizer.accumulate(g)
+    lossSum += loss * Double(scale)
+    accumulated += 1
+  }
+
+  // MARK: - Status and identity
+
+  func status() -> ClusterStatus {
+    let now = Date()
+    var queued: [String] = []
+    let s = trainer.step
+    if validating && !valLosses.allSatisfy({ $0 != nil }) { queued.append("validation at step \(s)") }
+    let every = config.checkpoint.every
+    let nextCheckpoint = min(options.end, (s / every + 1) * every)
+    queued.append("checkpoint at step \(s % every == 0 && s != lastCheckpointStep ? s : nextCheckpoint)")
+    if config.train.valEvery > 0 { queued.append("validation at step \(min(config.train.steps, (s / config.train.valEvery + 1) * config.train.valEvery))") }
+    return ClusterStatus(
+      runDir: options.runDir, step: s, steps: options.end, loss: trainer.lastLoss, valLoss: trainer.lastValLoss,
+      tokensPerSecond: tokensPerSecond, elapsedSeconds: now.timeIntervalSince(started), codec: config.cluster.codec.rawValue,
+      workers: workers.values.sorted { $0.name < $1.name }.map {
+        ClusterStatus.Worker(name: $0.name, address: $0.address, host: $0.host, pid: $0.pid,
+                             secondsSinceHeartbeat: now.timeIntervalSince($0.lastHeard), microbatchesDone: $0.microbatchesDone,
+                             bytesSent: $0.bytesSent, bytesReceived: $0.bytesReceived, busy: $0.task != nil)
+      },
+      queuedTasks: queued, microbatchesPending: queue.filter { !tasks[$0].done }.count,
+      microbatchesOutstanding: workers.values.filter { $0.task != nil }.count, droppedMessages: badInput.total)
+  }
+
+  /// FNV-1a over the run's settings, model shape and palette: messages of another run are refused.
+  static func runHash(config: RunConfig, model: ModelConfig, palette: [[Float]]) -> UInt64 {
+    struct Identity: Encodable {
+      var config: RunConfig
+      var model: ModelConfig
+      var palette: [[Float]]
+    }
+    let e = JSONEncoder()
+    e.outputFormatting = .sortedKeys
+    var c = config
+    c.data.store = ""
+    c.checkpoint.every = 1
+    c.checkpoint.keep = 1
+    let bytes = (try? e.encode(Identity(config: c, model: model, palette: palette))) ?? Data()
+    var h: UInt64 = 0xCBF2_9CE4_8422_2325
+    for b in bytes {
+      h ^= UInt64(b)
+      h = h &* 0x100_0000_01B3
+    }
+    return h
+  }
+
+  /// The first setting that makes a worker's config incompatible with the coordinator's, or nil.
+  static func difference(mine: RunConfig, theirs: RunConfig) -> String? {
+    func flat(_ c: RunConfig) -> [String: String] {
+      var c = c
+      c.data.store = ""
+      c.checkpoint.every = 1
+    c.checkpoint.keep = 1
+      c.train.threads = 0
+      c.train.logEvery = 1
+      c.train.steps = 1
+      c.model.seq = nil
+      c.model.vocab = nil
+      let e = JSONEncoder()
+      e.outputFormatting = .sortedKeys
+      guard let d = try? e.encode(c), let o = try? JSONSerialization.jsonObject(with: d) as? [String: [String: Any]] else { return [:] }
+      var out: [String: String] = [:]
+      for (section, values) in o { for (k, v) in values { out["\(section).\(k)"] = "\(v)" } }
+      return out
+    }
+    let a = flat(mine)
+    let b = flat(theirs)
+    for key in Set(a.keys).union(b.keys).sorted() where a[key] != b[key] {
+      return "\(key) is \(a[key] ?? "unset") here, \(b[key] ?? "unset") in the worker's config"
+    }
+    return nil
+  }
+}

@@ -1,0 +1,183 @@
+import CLZ4
+import Dispatch
+import Foundation
+import IGPTTraining
+
+/// Float slabs on the wire: byte-shuffled planes compressed with LZ4, chunk by chunk.
+///
+/// `lossless` keeps all four bytes of each float (gradients and parameters, the default);
+/// `bf16` keeps the top two (round to nearest even) and leaves the rounding error in a residual
+/// the caller adds into its next gradient (error feedback), about 2.6x smaller on real gradients.
+///
+/// Payload (little-endian): kind u8 (1 lossless, 2 bf16), element count u64, chunk elements u32,
+/// chunk count u32, each chunk's compressed size u32, then the compressed chunks. Decoding
+/// checks every size, so a hostile payload cannot overrun anything.
+public enum GradientCodec {
+  static let chunkElements = 1 << 20
+
+  /// Encodes count floats losslessly.
+  public static func encode(_ values: UnsafePointer<Float>, count: Int) -> Data {
+    encode(kind: .lossless, count: count) { _, range, out in
+      shuffle(UnsafeRawPointer(values + range.lowerBound), count: range.count, into: out)
+    }
+  }
+
+  /// Encodes (values + residual) as bf16; residual becomes the new rounding error.
+  public static func encodeBF16(_ values: UnsafePointer<Float>, residual: UnsafeMutablePointer<Float>, count: Int) -> Data {
+    encode(kind: .bf16, count: count) { _, range, out in
+      let n = range.count
+      let hi = out.assumingMemoryBound(to: UInt8.self)
+      let lo = hi + n
+      for j in 0..<n {
+        let i = range.lowerBound + j
+        let x = values[i] + residual[i]
+        let bits = x.bitPattern
+        // Round to nearest even on the dropped 16 bits (NaN and infinities pass through).
+        let rounded = x.isFinite ? bits &+ 0x7FFF &+ ((bits >> 16) & 1) : bits
+        let b = UInt16(truncatingIfNeeded: rounded >> 16)
+        residual[i] = x - Float(bitPattern: UInt32(b) << 16)
+        lo[j] = UInt8(truncatingIfNeeded: b)
+        hi[j] = UInt8(truncatingIfNeeded: b >> 8)
+      }
+    }
+  }
+
+  /// Decodes a payload of exactly `count` floats into out; throws on anything malformed.
+  public static func decode(_ payload: Data, into out: UnsafeMutablePointer<Float>, count: Int) throws {
+    try payload.withUnsafeBytes { raw in
+      guard raw.count >= 17 else { throw ProtocolError("float payload of \(raw.count) bytes is too short") }
+      guard let kind = RunConfig.GradientCodecKind(code: raw[0]) else { throw ProtocolError("unknown codec \(raw[0])") }
+      let n = Int(raw.loadUnaligned(fromByteOffset: 1, as: UInt64.self).littleEndian)
+      let chunk = Int(raw.loadUnaligned(fromByteOffset: 9, as: UInt32.self).littleEndian)
+      let chunks = Int(raw.loadUnaligned(fromByteOffset: 13, as: UInt32.self).littleEndian)
+      guard n == count else { throw ProtocolError("float payload holds \(n) values, expected \(count)") }
+      guard chunk == chunkElements, chunks == (n + chunk - 1) / chunk else {
+        throw ProtocolError("float payload chunking (\(chunks) x \(chunk)) is inconsistent")
+      }
+      let table = 17
+      guard raw.count >= table + 4 * chunks else { throw ProtocolError("float payload chunk table is truncated") }
+      var offsets = [Int](repeating: 0, count: chunks + 1)
+      offsets[0] = table + 4 * chunks
+      for c in 0..<chunks {
+        offsets[c + 1] = offsets[c] + Int(raw.loadUnaligned(fromByteOffset: table + 4 * c, as: UInt32.self).littleEndian)
+      }
+      guard offsets[chunks] == raw.count else {
+        throw ProtocolError("float payload chunk sizes add up to \(offsets[chunks]) bytes, payload has \(raw.count)")
+      }
+      let width = kind == .lossless ? 4 : 2
+      let base = raw.baseAddress!
+      let dest = SendableFloats(out)
+      let failed = FailureFlag()
+      DispatchQueue.concurrentPerform(iterations: chunks) { c in
+        let lo = c * chunk
+        let m = min(n, lo + chunk) - lo
+        let planes = UnsafeMutableRawPointer.allocate(byteCount: m * width, alignment: 64)
+        defer { planes.deallocate() }
+        let got = LZ4_decompress_safe(
+          (base + offsets[c]).assumingMemoryBound(to: CChar.self), planes.assumingMemoryBound(to: CChar.self),
+          Int32(offsets[c + 1] - offsets[c]), Int32(m * width))
+        guard got == m * width else { return failed.set() }
+        if width == 4 {
+          unshuffle(UnsafeRawPointer(planes), count: m, into: UnsafeMutableRawPointer(dest.pointer + lo))
+        } else {
+          let hi = planes.assumingMemoryBound(to: UInt8.self)
+          let low = hi + m
+          for j in 0..<m {
+            dest.pointer[lo + j] = Float(bitPattern: UInt32(hi[j]) << 24 | UInt32(low[j]) << 16)
+          }
+        }
+      }
+      if failed.isSet { throw ProtocolError("float payload does not decompress (corrupt LZ4 data)") }
+    }
+  }
+
+  private static func encode(
+    kind: RunConfig.GradientCodecKind, count n: Int,
+    fill: (_ chunk: Int, _ range: Range<Int>, _ planes: UnsafeMutableRawPointer) -> Void
+  ) -> Data {
+    let width = kind == .lossless ? 4 : 2
+    let chunks = (n + chunkElements - 1) / chunkElements
+    var compressed = [Data](repeating: Data(), count: chunks)
+    withoutActuallyEscaping(fill) { fill in
+      let box = Box(fill: fill)
+      compressed.withUnsafeMutableBufferPointer { out in
+        let results = SendableResults(out.baseAddress!)
+        DispatchQueue.concurrentPerform(iterations: chunks) { c in
+          let range = c * chunkElements..<min(n, (c + 1) * chunkElements)
+          let bytes = range.count * width
+          let planes = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+          defer { planes.deallocate() }
+          box.fill(c, range, planes)
+          let bound = Int(LZ4_compressBound(Int32(bytes)))
+          var d = Data(count: bound)
+          let written = d.withUnsafeMutableBytes {
+            LZ4_compress_default(planes.assumingMemoryBound(to: CChar.self), $0.baseAddress!.assumingMemoryBound(to: CChar.self),
+                                 Int32(bytes), Int32(bound))
+          }
+          d.count = Int(written)
+          results.pointer[c] = d
+        }
+      }
+    }
+    var payload = Data(capacity: 17 + 4 * chunks + compressed.reduce(0) { $0 + $1.count })
+    payload.append(kind.code)
+    payload.appendLE(UInt64(n))
+    payload.appendLE(UInt32(chunkElements))
+    payload.appendLE(UInt32(chunks))
+    for c in compressed { payload.appendLE(UInt32(c.count)) }
+    for c in compressed { payload.append(c) }
+    return payload
+  }
+
+  /// Byte b of float i goes to plane b at position i.
+  static func shuffle(_ src: UnsafeRawPointer, count n: Int, into dst: UnsafeMutableRawPointer) {
+    let s = src.assumingMemoryBound(to: UInt8.self)
+    let d = dst.assumingMemoryBound(to: UInt8.self)
+    for i in 0..<n {
+      d[i] = s[4 * i]
+      d[n + i] = s[4 * i + 1]
+      d[2 * n + i] = s[4 * i + 2]
+      d[3 * n + i] = s[4 * i + 3]
+    }
+  }
+
+  static func unshuffle(_ src: UnsafeRawPointer, count n: Int, into dst: UnsafeMutableRawPointer) {
+    let s = src.assumingMemoryBound(to: UInt8.self)
+    let d = dst.assumingMemoryBound(to: UInt8.self)
+    for i in 0..<n {
+      d[4 * i] = s[i]
+      d[4 * i + 1] = s[n + i]
+      d[4 * i + 2] = s[2 * n + i]
+      d[4 * i + 3] = s[3 * n + i]
+    }
+  }
+
+  private struct Box: @unchecked Sendable {
+    let fill: (Int, Range<Int>, UnsafeMutableRawPointer) -> Void
+  }
+  private struct SendableResults: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<Data>
+    init(_ p: UnsafeMutablePointer<Data>) { pointer = p }
+  }
+  private struct SendableFloats: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<Float>
+    init(_ p: UnsafeMutablePointer<Float>) { pointer = p }
+  }
+  private final class FailureFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    func set() { lock.withLock { value = true } }
+    var isSet: Bool { lock.withLock { value } }
+  }
+}
+
+extension RunConfig.GradientCodecKind {
+  var code: UInt8 { self == .lossless ? 1 : 2 }
+  init?(code: UInt8) {
+    switch code {
+    case 1: self = .lossless
+    case 2: self = .bf16
+    default: return nil
+    }
+  }
+}

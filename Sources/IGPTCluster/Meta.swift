@@ -1,0 +1,100 @@
+import Foundation
+import IGPTModel
+import IGPTTraining
+
+/// The JSON meta parts of protocol messages, one struct per message type.
+public enum Meta {
+  /// Worker or client -> coordinator: who is asking to join.
+  public struct Hello: Codable, Sendable {
+    public var name: String
+    public var host: String
+    public var pid: Int32
+    /// The worker's own run config when started with --config: the coordinator refuses a worker
+    /// whose model, train or cluster settings differ from its own.
+    public var config: RunConfig?
+  }
+
+  /// Coordinator -> worker: what to build.
+  public struct Welcome: Codable, Sendable {
+    public var runHash: UInt64
+    public var model: ModelConfig
+    /// train.threads of the run (0 = all cores): workers use it so their gradients are the bytes
+    /// `igpt train` would compute.
+    public var threads: Int
+    public var codec: RunConfig.GradientCodecKind
+    public var heartbeatInterval: Double
+    public var heartbeatMisses: Int
+    public var step: Int
+    public var steps: Int
+  }
+
+  /// Coordinator -> peer: not accepted. Fatal refusals end the worker; others make it say hello again.
+  public struct Refuse: Codable, Sendable {
+    public var reason: String
+    public var fatal: Bool
+  }
+
+  /// Worker -> coordinator: ready for more work.
+  public struct Ready: Codable, Sendable {
+    /// Tasks the worker can take now.
+    public var credit: Int
+    /// Parameter version the worker holds (nil = none).
+    public var have: UInt64?
+  }
+
+  /// Coordinator -> worker: compute one microbatch at the message's parameter version.
+  public struct Task: Codable, Sendable {
+    public enum Kind: String, Codable, Sendable { case gradient, validation }
+    public var id: UInt64
+    public var kind: Kind
+    public var step: Int
+    public var micro: Int
+    public var count: Int
+    public var length: Int
+    public var scale: Float
+    public var hasMask: Bool
+  }
+
+  /// Worker -> coordinator: a finished task. The body holds the encoded gradient (gradient tasks).
+  public struct Result: Codable, Sendable {
+    public var id: UInt64
+    public var kind: Task.Kind
+    public var step: Int
+    public var micro: Int
+    /// The microbatch's loss (mean per token as the model defines it).
+    public var loss: Double
+    public var seconds: Double
+  }
+
+  /// Coordinator -> worker: the run is over.
+  public struct Done: Codable, Sendable {
+    public var step: Int
+  }
+}
+
+extension Meta.Task {
+  /// Body of a task message: tokens as little-endian Int32, then the mask bytes (BERT).
+  static func body(tokens: [Int32], mask: [UInt8]) -> Data {
+    var d = Data(capacity: tokens.count * 4 + mask.count)
+    tokens.withUnsafeBufferPointer { t in
+      for v in t { d.appendLE(v) }
+    }
+    d.append(contentsOf: mask)
+    return d
+  }
+
+  /// Tokens and mask from a task body, checked against the meta and the vocabulary.
+  func decodeBody(_ body: Data, vocab: Int) throws -> (tokens: [Int32], mask: [UInt8]) {
+    let n = count * length
+    guard count >= 1, length >= 1, body.count == n * 4 + (hasMask ? n : 0) else {
+      throw ProtocolError("task body of \(body.count) bytes does not hold \(count) x \(length) tokens")
+    }
+    var tokens = [Int32](repeating: 0, count: n)
+    body.withUnsafeBytes { raw in
+      for i in 0..<n { tokens[i] = Int32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * i, as: Int32.self)) }
+    }
+    guard tokens.allSatisfy({ $0 >= 0 && Int($0) < vocab }) else { throw ProtocolError("task holds a token outside 0..<\(vocab)") }
+    let mask = hasMask ? [UInt8](body[body.startIndex + 4 * n..<body.endIndex]) : []
+    return (tokens, mask)
+  }
+}

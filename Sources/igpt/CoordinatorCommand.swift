@@ -1,0 +1,68 @@
+import ArgumentParser
+import Foundation
+import IGPTCluster
+import IGPTData
+import IGPTKernels
+import IGPTTraining
+
+/// `igpt coordinator`: the parameter server and scheduler of a cluster run.
+struct CoordinatorCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "coordinator",
+    abstract: "Run a cluster's parameter server: workers compute the gradients, it applies them.",
+    discussion: """
+      Owns the parameters, AdamW state, data order and schedule; hands each step's fixed microbatches (with their tokens: workers need no dataset) to the workers that connect, sums their gradients in microbatch order and applies the update, so the model is byte-identical to `igpt train` with the same config. Checkpoints, metrics.jsonl and --resume work as in `igpt train`. SIGINT or SIGTERM writes a checkpoint and exits; workers wait and reconnect when it is restarted with --resume.
+
+      Example: igpt coordinator --config configs/fashion-mnist-tiny.yaml --run runs/c --bind tcp://127.0.0.1:5555
+               igpt worker --connect tcp://127.0.0.1:5555   (on each host)
+      """)
+
+  @OptionGroup var options: RunConfigOptions
+  @Option(name: .customLong("run"), help: "Run directory (metrics and checkpoints).") var runDir: String
+  @Option(help: "ZeroMQ endpoint to listen on, e.g. tcp://0.0.0.0:5555 or tcp://127.0.0.1:5555.") var bind: String
+  @Flag(help: "Continue from the newest intact checkpoint in --run.") var resume = false
+
+  func run() throws {
+    let c = try options.load()
+    Parallel.threads = ProcessInfo.processInfo.activeProcessorCount
+    BLAS.setThreads(1)
+    guard bind.hasPrefix("tcp://") || bind.hasPrefix("ipc://") || bind.hasPrefix("inproc://") else {
+      throw CleanError("--bind \(bind): expected tcp://ADDRESS:PORT")
+    }
+    let store = try TokenStore(path: c.data.store)
+    var loaded: Checkpoint.Loaded?
+    if resume {
+      loaded = Checkpoint.newestGood(runDir: runDir) { logLine("warning: \($0)") }
+      if loaded == nil { logLine("no intact checkpoint in \(runDir): starting from step 0") }
+    } else if !Checkpoint.list(runDir: runDir).isEmpty {
+      throw CleanError("\(runDir) already has checkpoints: add --resume to continue it, or choose another --run")
+    }
+    try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
+    let trainer = try Trainer(config: c, store: store, resumeFrom: loaded)
+    if trainer.step >= c.train.steps {
+      logLine("already at step \(trainer.step) of \(c.train.steps): nothing to do")
+      return
+    }
+    StopSignal.install()
+    let coordinator = try Coordinator(
+      trainer: trainer,
+      options: .init(runDir: runDir, bind: bind, end: c.train.steps, log: { logLine(stamp($0)) },
+                     shouldStop: { StopSignal.received != 0 }))
+    logLine(stamp("igpt coordinator: listening on \(coordinator.endpoint); run \(String(coordinator.runHash, radix: 16)), \(trainer.model.parameterCount) parameters, batch \(c.train.batch) (\(trainer.microbatchesPerStep) x \(c.train.microbatch)), \(c.cluster.codec) gradients, step \(trainer.step) of \(c.train.steps)"))
+    if let loaded { logLine(stamp("resumed from \(loaded.path)")) }
+    switch try coordinator.run() {
+    case .finished:
+      print(String(format: "done: step %d, loss %.4f; checkpoints in %@", trainer.step, trainer.lastLoss ?? .nan,
+                   (runDir as NSString).appendingPathComponent("checkpoints")))
+    case .stopped:
+      logLine(stamp("stopped by \(StopSignal.name) at step \(trainer.step); continue with --resume"))
+    }
+  }
+}
+
+/// A log line with the wall-clock time in front (cluster logs interleave several processes).
+func stamp(_ s: String) -> String {
+  let f = DateFormatter()
+  f.dateFormat = "HH:mm:ss.SSS"
+  return "\(f.string(from: Date())) \(s)"
+}
