@@ -1,0 +1,58 @@
+import Foundation
+
+/// A background `igpt` process (coordinator or worker) whose stderr goes to a log file, so a
+/// test can wait on its output, kill it, and show its log when something fails.
+final class ClusterProcess {
+  let process = Process()
+  let logPath: String
+  let name: String
+
+  init(_ name: String, _ args: [String], logDir: String) throws {
+    self.name = name
+    logPath = "\(logDir)/\(name).log"
+    FileManager.default.createFile(atPath: logPath, contents: nil)
+    process.executableURL = IGPTBinary.url
+    process.arguments = args
+    process.standardOutput = FileHandle(forWritingAtPath: logPath)
+    process.standardError = FileHandle(forWritingAtPath: logPath)
+    try process.run()
+  }
+
+  var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+  var pid: Int32 { process.processIdentifier }
+
+  func kill(_ signal: Int32 = SIGKILL) {
+    if process.isRunning { Foundation.kill(pid, signal) }
+  }
+
+  /// Waits for the process to end; nil on timeout (then it is killed).
+  @discardableResult
+  func wait(timeout: Double) -> Int32? {
+    let deadline = Date().addingTimeInterval(timeout)
+    while process.isRunning && Date() < deadline { usleep(20_000) }
+    if process.isRunning {
+      kill()
+      process.waitUntilExit()
+      return nil
+    }
+    return process.terminationStatus
+  }
+
+  /// Waits until the condition holds (polling), false on timeout.
+  static func waitFor(timeout: Double, _ condition: () -> Bool) -> Bool {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+      if condition() { return true }
+      usleep(20_000)
+    }
+    return condition()
+  }
+
+  /// The highest step logged to a run's metrics.jsonl so far.
+  static func loggedStep(runDir: String) -> Int {
+    guard let text = try? String(contentsOfFile: runDir + "/metrics.jsonl", encoding: .utf8) else { return 0 }
+    return text.split(separator: "\n").compactMap {
+      (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["step"] as? Int
+    }.max() ?? 0
+  }
+}
