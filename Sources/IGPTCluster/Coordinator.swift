@@ -76,6 +76,8 @@ public final class Coordinator {
   var bytesIn = 0
   var bytesOut = 0
   var staleResults = 0
+  /// Seconds workers spent computing this step's microbatches (their own clocks).
+  var computeSeconds = 0.0
 
   public init(trainer: Trainer, options: Options) throws {
     self.trainer = trainer
@@ -114,6 +116,14 @@ public final class Coordinator {
         if trainer.step != lastCheckpointStep { try writeCheckpoint() }
         return .stopped
       }
+      if tasks.allSatisfy(\.done) {
+        if try finishPhase() {
+          finishRun()
+          return .finished
+        }
+      }
+      let now = Date()
+      assign(now: now)
       if socket.poll(timeout: 0.05) {
         var n = 0
         while n < 256, let m = socket.receive() {
@@ -121,20 +131,11 @@ public final class Coordinator {
           n += 1
         }
       }
-      let now = Date()
       if now.timeIntervalSince(lastHeartbeat) >= interval {
         lastHeartbeat = now
         for id in Array(workers.keys) { send(Message(.heartbeat, runHash: runHash, version: version), to: id) }
       }
-      expire(now: now)
-      if tasks.allSatisfy(\.done) {
-        if try finishPhase() {
-          finishRun()
-          return .finished
-        }
-        continue
-      }
-      assign(now: now)
+      expire(now: Date())
       if workers.isEmpty && now.timeIntervalSince(lastWaitingNote) >= 10 {
         lastWaitingNote = now
         options.log("waiting for workers at step \(trainer.step): none connected (start one with: igpt worker --connect \(endpoint))")
@@ -208,13 +209,14 @@ public final class Coordinator {
       metrics.append([
         "step": step, "loss": r.loss, "bits_per_token": r.loss / log(2.0), "lr": r.learningRate, "grad_norm": r.gradNorm,
         "tokens_per_s": tokensPerSecond, "elapsed_s": Date().timeIntervalSince(started), "workers": workers.count,
-        "wire_bytes_in": bytesIn, "wire_bytes_out": bytesOut,
+        "wire_bytes_in": bytesIn, "wire_bytes_out": bytesOut, "step_s": dt, "worker_compute_s": computeSeconds,
       ])
       options.log(String(format: "step %d/%d  loss %.4f  %.3f bits/token  %.0f tokens/s  %d workers", step, options.end, r.loss,
                          r.loss / log(2.0), tokensPerSecond, workers.count))
     }
     bytesIn = 0
     bytesOut = 0
+    computeSeconds = 0
     try beginPhase()
     return false
   }
@@ -227,31 +229,35 @@ public final class Coordinator {
 
   // MARK: - Scheduling
 
-  /// Hands queued microbatches to ready workers (least recently used first).
+  /// Hands queued microbatches to workers with credit, one per worker per round, least recently
+  /// served first.
   func assign(now: Date) {
-    while let idx = queue.first, tasks[idx].done { queue.removeFirst() }
-    guard !queue.isEmpty else { return }
-    let idle = workers.values.filter { $0.ready && $0.task == nil }.sorted { $0.lastAssigned < $1.lastAssigned }
-    for w in idle {
+    while true {
       while let idx = queue.first, tasks[idx].done { queue.removeFirst() }
-      guard let idx = queue.first else { return }
-      queue.removeFirst()
-      if w.have != version {
-        if paramsPayload == nil { paramsPayload = GradientCodec.encode(trainer.model.params, count: trainer.model.parameterCount) }
-        guard send(Message(.params, runHash: runHash, version: version, body: paramsPayload!), to: w.id) else {
+      guard !queue.isEmpty else { return }
+      let open = workers.values.filter { $0.credit > 0 }.sorted { $0.lastAssigned < $1.lastAssigned }
+      guard !open.isEmpty else { return }
+      for w in open {
+        while let idx = queue.first, tasks[idx].done { queue.removeFirst() }
+        guard let idx = queue.first else { return }
+        queue.removeFirst()
+        if w.have != version {
+          if paramsPayload == nil { paramsPayload = GradientCodec.encode(trainer.model.params, count: trainer.model.parameterCount) }
+          guard send(Message(.params, runHash: runHash, version: version, body: paramsPayload!), to: w.id) else {
+            queue.insert(idx, at: 0)
+            continue
+          }
+          workers[w.id]?.have = version
+        }
+        guard send(Message(.task, runHash: runHash, version: version, meta: tasks[idx].meta, body: tasks[idx].body), to: w.id) else {
           queue.insert(idx, at: 0)
           continue
         }
-        workers[w.id]?.have = version
+        workers[w.id]?.held.append(idx)
+        workers[w.id]?.credit -= 1
+        workers[w.id]?.lastAssigned = now
+        tasks[idx].sentAt = now
       }
-      guard send(Message(.task, runHash: runHash, version: version, meta: tasks[idx].meta, body: tasks[idx].body), to: w.id) else {
-        queue.insert(idx, at: 0)
-        continue
-      }
-      workers[w.id]?.task = idx
-      workers[w.id]?.ready = false
-      workers[w.id]?.lastAssigned = now
-      tasks[idx].sentAt = now
     }
   }
 
@@ -274,12 +280,16 @@ public final class Coordinator {
 
   func drop(_ id: Data, because why: String) {
     guard let w = workers.removeValue(forKey: id) else { return }
-    var back = 0
-    if let idx = w.task, idx < tasks.count, !tasks[idx].done {
-      queue.insert(idx, at: 0)
-      back = 1
-    }
+    let back = requeue(w.held)
     options.log("worker \(w.label) lost: \(why); \(back) microbatch(es) go to others (\(workers.count) left)")
+  }
+
+  /// Puts tasks not yet done back at the front of the queue, in order; returns how many.
+  @discardableResult
+  func requeue(_ indices: [Int]) -> Int {
+    let back = indices.filter { $0 < tasks.count && !tasks[$0].done }
+    queue.insert(contentsOf: back, at: 0)
+    return back.count
   }
 
   /// Sends to a worker; false (and the worker dropped) when it is gone or its queue is full.
@@ -336,14 +346,12 @@ public final class Coordinator {
       do {
         switch m.kind {
         case .ready: try ready(m, from: id)
-        case .result: try result(m, from: id)
+        case .result:
+          try result(m, from: id)
         case .fetch:
-          workers[id]!.have = nil
-          if let idx = workers[id]!.task, !tasks[idx].done {
-            workers[id]!.task = nil
-            workers[id]!.ready = true
-            queue.insert(idx, at: 0)
-          }
+          // It lacks the current parameters (it keeps the task it holds and waits for them).
+          if paramsPayload == nil { paramsPayload = GradientCodec.encode(trainer.model.params, count: trainer.model.parameterCount) }
+          if send(Message(.params, runHash: runHash, version: version, body: paramsPayload!), to: id) { workers[id]?.have = version }
         default: break
         }
       } catch {
@@ -374,25 +382,32 @@ public final class Coordinator {
     send(Message(.welcome, runHash: runHash, version: version, meta: w), to: id)
   }
 
+  /// How much work the worker can take, and which tasks it still holds (any others it dropped).
   func ready(_ m: Message, from id: Data) throws {
     let r = try m.decodeMeta(Meta.Ready.self)
-    if let idx = workers[id]!.task, !tasks[idx].done { queue.insert(idx, at: 0) }
-    workers[id]!.task = nil
-    workers[id]!.ready = r.credit > 0
+    let holding = Set(r.holding)
+    let (kept, lost) = workers[id]!.held.reduce(into: ([Int](), [Int]())) { acc, idx in
+      if holding.contains(tasks[idx].meta.id) { acc.0.append(idx) } else { acc.1.append(idx) }
+    }
+    requeue(lost)
+    workers[id]!.held = kept
+    workers[id]!.credit = max(0, min(r.credit, 4))
     workers[id]!.have = r.have
   }
 
   func result(_ m: Message, from id: Data) throws {
-    // Whatever it held goes back to the queue unless this result completes it (done tasks are skipped).
-    if let held = workers[id]!.task, !tasks[held].done { queue.insert(held, at: 0) }
-    workers[id]!.task = nil
-    workers[id]!.ready = true
+    workers[id]!.credit += 1
     let r = try m.decodeMeta(Meta.Result.self)
     guard m.version == version, r.id >= firstId, r.id < firstId + UInt64(tasks.count) else {
       staleResults += 1
       return
     }
     let idx = Int(r.id - firstId)
+    if let k = workers[id]!.held.firstIndex(of: idx) {
+      workers[id]!.held.remove(at: k)
+      // Should the result prove unusable, the microbatch goes to the front of the queue again.
+      queue.insert(idx, at: 0)
+    }
     let t = tasks[idx].meta
     guard t.kind == r.kind, t.step == r.step, t.micro == r.micro else { throw ProtocolError("result does not match its task") }
     guard !tasks[idx].done else { return }
@@ -419,6 +434,7 @@ public final class Coordinator {
     tasks[idx].done = true
     workers[id]!.microbatchesDone += 1
     slowestTask = max(slowestTask, min(r.seconds, 3600))
+    computeSeconds += r.seconds
   }
 
   /// The in-order sum: exactly what `Trainer.trainStep` does with each microbatch.
@@ -445,10 +461,10 @@ public final class Coordinator {
       workers: workers.values.sorted { $0.name < $1.name }.map {
         ClusterStatus.Worker(name: $0.name, address: $0.address, host: $0.host, pid: $0.pid,
                              secondsSinceHeartbeat: now.timeIntervalSince($0.lastHeard), microbatchesDone: $0.microbatchesDone,
-                             bytesSent: $0.bytesSent, bytesReceived: $0.bytesReceived, busy: $0.task != nil)
+                             bytesSent: $0.bytesSent, bytesReceived: $0.bytesReceived, busy: !$0.held.isEmpty)
       },
       queuedTasks: queued, microbatchesPending: queue.filter { !tasks[$0].done }.count,
-      microbatchesOutstanding: workers.values.filter { $0.task != nil }.count, droppedMessages: badInput.total)
+      microbatchesOutstanding: workers.values.reduce(0) { $0 + $1.held.count }, droppedMessages: badInput.total)
   }
 
   /// FNV-1a over the run's settings, model shape and palette: messages of another run are refused.

@@ -13,7 +13,8 @@ import IGPTTraining
 /// chunk count u32, each chunk's compressed size u32, then the compressed chunks. Decoding
 /// checks every size, so a hostile payload cannot overrun anything.
 public enum GradientCodec {
-  static let chunkElements = 1 << 20
+  // 1 MB of floats per chunk: small enough that encoding a few-MB slab uses every core.
+  static let chunkElements = 1 << 18
 
   /// Encodes count floats losslessly.
   public static func encode(_ values: UnsafePointer<Float>, count: Int) -> Data {

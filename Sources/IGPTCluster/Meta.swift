@@ -34,12 +34,14 @@ public enum Meta {
     public var fatal: Bool
   }
 
-  /// Worker -> coordinator: ready for more work.
+  /// Worker -> coordinator: how much more work it can take, and what it still holds.
   public struct Ready: Codable, Sendable {
-    /// Tasks the worker can take now.
+    /// Tasks the worker can take now (each result it returns adds one).
     public var credit: Int
     /// Parameter version the worker holds (nil = none).
     public var have: UInt64?
+    /// Ids of the tasks it holds (computing or waiting); any others it was sent are lost.
+    public var holding: [UInt64]
   }
 
   /// Coordinator -> worker: compute one microbatch at the message's parameter version.

@@ -42,11 +42,44 @@ public final class Worker {
     case gaveUp
   }
 
-  /// A finished computation, handed from the compute thread to the socket thread.
+  /// A finished computation, handed from the compute thread to the socket thread, which a
+  /// byte on the wake-up pipe rouses from its poll at once.
   final class Slot: @unchecked Sendable {
     let lock = NSLock()
     var message: Message?
+    /// The connection the finished task came over.
+    var connection = 0
     var busy = false
+    var pipe: [Int32] = [-1, -1]
+
+    init() {
+      _ = Foundation.pipe(&pipe)
+      _ = fcntl(pipe[0], F_SETFL, O_NONBLOCK)
+    }
+
+    deinit {
+      close(pipe[0])
+      close(pipe[1])
+    }
+
+    func finish(_ m: Message, connection c: Int) {
+      lock.withLock {
+        message = m
+        connection = c
+        busy = false
+      }
+      var b: UInt8 = 1
+      _ = write(pipe[1], &b, 1)
+    }
+
+    func take() -> (Message, Int)? {
+      var buf = [UInt8](repeating: 0, count: 64)
+      while read(pipe[0], &buf, buf.count) > 0 {}
+      return lock.withLock {
+        defer { message = nil }
+        return message.map { ($0, connection) }
+      }
+    }
   }
 
   let options: Options
@@ -56,7 +89,13 @@ public final class Worker {
   var residual: UnsafeMutablePointer<Float>?
   var have: UInt64?
   var pendingParams: Message?
-  var pendingTasks: [Message] = []
+  /// Tasks received and not started, with their decoded meta.
+  var pendingTasks: [(message: Message, task: Meta.Task)] = []
+  /// Id of the task being computed.
+  var computing: UInt64?
+  var fetchSent = false
+  /// Tasks held at once: one computing, one at hand for when it finishes.
+  static let capacity = 2
   let slot = Slot()
   var lastHeard = Date()
   var lastSent = Date.distantPast
@@ -94,7 +133,8 @@ public final class Worker {
         try connect()
         continue
       }
-      if socket!.poll(timeout: 0.02) {
+      socket!.poll(timeout: interval / 2, orReadable: slot.pipe[0])
+      do {
         while let r = socket?.receive() {
           lastHeard = Date()
           silentSince = nil
@@ -102,12 +142,10 @@ public final class Worker {
           if let outcome = try handle(r) { return outcome }
         }
       }
-      if let m = slot.lock.withLock({ () -> Message? in
-        defer { slot.message = nil }
-        return slot.message
-      }) {
+      if let (m, c) = slot.take() {
+        computing = nil
         // A result computed for an earlier connection is dropped: its run may have moved on.
-        if m.runHash == welcome?.runHash { send(m) }
+        if c == connection && m.runHash == welcome?.runHash { send(m) }
       }
       if !slot.lock.withLock({ slot.busy }) { try startNext() }
       if Date().timeIntervalSince(lastSent) >= interval { send(Message(.heartbeat, runHash: welcome?.runHash ?? 0)) }
@@ -155,7 +193,7 @@ public final class Worker {
     case .welcome:
       let w = try m.decodeMeta(Meta.Welcome.self)
       try setUp(w)
-      send(Message(.ready, runHash: w.runHash, meta: Meta.Ready(credit: 1, have: have)))
+      sendReady()
     case .refuse:
       let why = (try? m.decodeMeta(Meta.Refuse.self)) ?? Meta.Refuse(reason: "no reason given", fatal: true)
       if why.fatal { return .refused(why.reason) }
@@ -173,7 +211,10 @@ public final class Worker {
       pendingParams = m
     case .task:
       guard m.runHash == welcome?.runHash else { return nil }
-      pendingTasks.append(m)
+      do { pendingTasks.append((m, try m.decodeMeta(Meta.Task.self))) } catch {
+        badInput.note("dropped task: \(error)")
+        sendReady()
+      }
     case .heartbeat:
       break
     default:
@@ -203,11 +244,19 @@ public final class Worker {
     have = nil
   }
 
+  /// Tells the coordinator how many more tasks fit here and which ones are held.
+  func sendReady() {
+    guard let w = welcome else { return }
+    let holding = (computing.map { [$0] } ?? []) + pendingTasks.map(\.task.id)
+    send(Message(.ready, runHash: w.runHash, meta: Meta.Ready(credit: Self.capacity - holding.count, have: have, holding: holding)))
+  }
+
   /// Installs waiting parameters, then starts the next task when its version is in hand.
   func startNext() throws {
     guard let w = welcome, let model else { return }
     if let p = pendingParams {
       pendingParams = nil
+      fetchSent = false
       do {
         try GradientCodec.decode(p.body, into: model.params, count: model.parameterCount)
         have = p.version
@@ -216,35 +265,36 @@ public final class Worker {
         have = nil
       }
     }
-    guard !pendingTasks.isEmpty else { return }
-    let m = pendingTasks.removeFirst()
-    guard m.version == have else {
-      send(Message(.fetch, runHash: w.runHash, version: m.version))
+    guard let (m, t) = pendingTasks.first else { return }
+    if m.version != have {
+      if let h = have, m.version < h {
+        // Older than the parameters in hand: the coordinator has moved on.
+        pendingTasks.removeFirst()
+        sendReady()
+      } else if !fetchSent {
+        fetchSent = true
+        send(Message(.fetch, runHash: w.runHash, version: m.version))
+      }
       return
     }
-    let t: Meta.Task
+    pendingTasks.removeFirst()
     let data: (tokens: [Int32], mask: [UInt8])
     do {
-      t = try m.decodeMeta(Meta.Task.self)
       data = try t.decodeBody(m.body, vocab: model.config.vocab)
       guard t.length == model.config.seq else { throw ProtocolError("task of length \(t.length) for a model of \(model.config.seq)") }
       if model.config.objective == .bert && !t.hasMask { throw ProtocolError("BERT task without a mask") }
     } catch {
       badInput.note("dropped task: \(error)")
-      send(Message(.ready, runHash: w.runHash, meta: Meta.Ready(credit: 1, have: have)))
+      sendReady()
       return
     }
     let mb = Microbatch(count: t.count, length: t.length, tokens: data.tokens, mask: data.mask)
     let job = Job(model: model, residual: residual, codec: w.codec, runHash: w.runHash, version: m.version, task: t, microbatch: mb)
     let handoff = slot
     handoff.lock.withLock { handoff.busy = true }
-    Thread.detachNewThread {
-      let result = job.run()
-      handoff.lock.withLock {
-        handoff.message = result
-        handoff.busy = false
-      }
-    }
+    computing = t.id
+    let c = connection
+    Thread.detachNewThread { handoff.finish(job.run(), connection: c) }
     microbatchesDone += 1
   }
 

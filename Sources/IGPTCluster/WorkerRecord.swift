@@ -11,10 +11,10 @@ struct WorkerRecord {
   var lastHeard: Date
   /// Parameter version the worker was last sent (nil = none).
   var have: UInt64?
-  /// Index of the task it holds in the current phase, if any.
-  var task: Int?
-  /// The worker said it is ready for work.
-  var ready = false
+  /// Indices of the current phase's tasks it holds (computing or queued there).
+  var held: [Int] = []
+  /// More tasks it can take now (it computes one and keeps the next at hand).
+  var credit = 0
   var microbatchesDone = 0
   var bytesSent = 0
   var bytesReceived = 0

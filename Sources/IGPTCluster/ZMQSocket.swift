@@ -129,6 +129,13 @@ public final class ZMQSocket {
     let rc = zmq_poll(&item, 1, Int(max(0, timeout) * 1000))
     return rc > 0 && (item.revents & Int16(ZMQ_POLLIN)) != 0
   }
+
+  /// Waits up to `timeout` seconds for a message or for `fd` to become readable (a wake-up pipe).
+  public func poll(timeout: Double, orReadable fd: Int32) {
+    var items = [zmq_pollitem_t(socket: handle, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0),
+                 zmq_pollitem_t(socket: nil, fd: fd, events: Int16(ZMQ_POLLIN), revents: 0)]
+    _ = zmq_poll(&items, 2, Int(max(0, timeout) * 1000))
+  }
 }
 
 /// A cluster failure with a one-line reason.
