@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PACKAGES := libopenblas-dev libzmq3-dev liblz4-dev libstb-dev zlib1g-dev pkg-config dataset-fashion-mnist
 SWIFT_TEST_FLAGS := -c release -Xswiftc -enable-testing
 
-.PHONY: setup build test bench bench-data clean oracle demo
+.PHONY: setup build test bench bench-data clean oracle demo cluster-test
 
 ## setup: install missing Debian packages (a no-op when all are present)
 setup:
@@ -16,19 +16,23 @@ setup:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	else echo "setup: all packages present"; fi
 
-## demo: prepare Fashion-MNIST, train the tiny config (a few minutes on 2 cores), write samples and completions
+## demo: prepare Fashion-MNIST, train the tiny config through a coordinator and two workers (a few minutes on 2 cores), write samples and completions
 demo: build
 	@mkdir -p data runs
 	@[ -d data/fmnist14 ] || .build/release/igpt prepare --dataset fashion-mnist --resolution 14 --palette 16 --out data/fmnist14
-	.build/release/igpt train --config configs/fashion-mnist-tiny.yaml --run runs/demo $$( [ -d runs/demo/checkpoints ] && echo --resume )
+	IGPT_WORKER_THREADS=1 cluster/local.sh configs/fashion-mnist-tiny.yaml runs/demo 2 5555 -- $$( [ -d runs/demo/checkpoints ] && echo --resume )
 	.build/release/igpt eval --checkpoint runs/demo --split test
 	.build/release/igpt sample --checkpoint runs/demo --count 32 --temperature 1.0 --seed 1 --out runs/demo/samples.png
 	.build/release/igpt complete --checkpoint runs/demo --split test --count 16 --seed 1 --out runs/demo/completions.png
 	@echo
 	@echo "token store:  data/fmnist14 (igpt show data/fmnist14 --split test --out grid.png)"
-	@echo "run:          runs/demo (metrics.jsonl, checkpoints/)"
+	@echo "run:          runs/demo (metrics.jsonl, checkpoints/, logs/ of the coordinator and both workers)"
 	@echo "samples:      runs/demo/samples.png"
 	@echo "completions:  runs/demo/completions.png (left original, right: top half kept, bottom sampled)"
+
+## cluster-test: coordinator and workers in their own network namespaces (needs root): a worker killed, one joining, model byte-identical to igpt train
+cluster-test: build
+	bash cluster/netns-test.sh
 
 ## build: release build of the igpt binary (.build/release/igpt)
 build: setup

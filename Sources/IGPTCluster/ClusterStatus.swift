@@ -24,6 +24,8 @@ public struct ClusterStatus: Codable, Sendable {
   public var elapsedSeconds: Double
   public var codec: String
   public var workers: [Worker]
+  /// Listening beyond loopback without keys.
+  public var insecure: Bool
   /// Scheduled and queued tasks, in the order they will run ("checkpoint at step 500", ...).
   public var queuedTasks: [String]
   public var microbatchesPending: Int
@@ -35,6 +37,7 @@ public struct ClusterStatus: Codable, Sendable {
     var lines = [String(format: "run %@: step %d/%d  loss %@  val %@  %.0f tokens/s  up %.0f s  codec %@", runDir, step, steps,
                         loss.map { String(format: "%.4f", $0) } ?? "-", valLoss.map { String(format: "%.4f", $0) } ?? "-",
                         tokensPerSecond, elapsedSeconds, codec)]
+    if insecure { lines.append("INSECURE: unencrypted, and any peer that reaches the port can join") }
     lines.append("microbatches: \(microbatchesPending) queued, \(microbatchesOutstanding) out; dropped messages: \(droppedMessages)")
     if workers.isEmpty { lines.append("workers: none connected") }
     for w in workers {

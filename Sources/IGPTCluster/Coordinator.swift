@@ -76,6 +76,8 @@ public final class Coordinator {
   var bytesIn = 0
   var bytesOut = 0
   var staleResults = 0
+  /// Bound beyond loopback without keys (shown by `igpt status`).
+  public var insecure = false
   /// Seconds workers spent computing this step's microbatches (their own clocks).
   var computeSeconds = 0.0
 
@@ -463,7 +465,7 @@ public final class Coordinator {
                              secondsSinceHeartbeat: now.timeIntervalSince($0.lastHeard), microbatchesDone: $0.microbatchesDone,
                              bytesSent: $0.bytesSent, bytesReceived: $0.bytesReceived, busy: !$0.held.isEmpty)
       },
-      queuedTasks: queued, microbatchesPending: queue.filter { !tasks[$0].done }.count,
+      insecure: insecure, queuedTasks: queued, microbatchesPending: queue.filter { !tasks[$0].done }.count,
       microbatchesOutstanding: workers.values.reduce(0) { $0 + $1.held.count }, droppedMessages: badInput.total)
   }
 

@@ -91,8 +91,9 @@ public struct Message: Equatable, Sendable {
       guard bodyLength <= UInt64(d.count), headerSize + metaLength + Int(bodyLength) == d.count else {
         throw ProtocolError("\(kind) message lengths (meta \(metaLength), body \(bodyLength)) disagree with its size \(d.count)")
       }
-      let meta = d.subdata(in: d.startIndex + headerSize..<d.startIndex + headerSize + metaLength)
-      let body = d.subdata(in: d.startIndex + headerSize + metaLength..<d.endIndex)
+      // Slices share the received bytes (a gradient is not copied again).
+      let meta = d[d.startIndex + headerSize..<d.startIndex + headerSize + metaLength]
+      let body = d[d.startIndex + headerSize + metaLength..<d.endIndex]
       let crc = checksum(meta: meta, body: body)
       guard crc == u32(36) else {
         throw ProtocolError(String(format: "\(kind) message checksum mismatch (%08x, header says %08x)", crc, u32(36)))

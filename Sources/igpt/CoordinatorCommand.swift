@@ -21,6 +21,8 @@ struct CoordinatorCommand: ParsableCommand {
   @Option(name: .customLong("run"), help: "Run directory (metrics and checkpoints).") var runDir: String
   @Option(help: "ZeroMQ endpoint to listen on, e.g. tcp://0.0.0.0:5555 or tcp://127.0.0.1:5555.") var bind: String
   @Flag(help: "Continue from the newest intact checkpoint in --run.") var resume = false
+  @Flag(help: "Allow --bind on a non-loopback address without keys: traffic is unencrypted and anyone who reaches the port can join.")
+  var insecure = false
 
   func run() throws {
     let c = try options.load()
@@ -28,6 +30,9 @@ struct CoordinatorCommand: ParsableCommand {
     BLAS.setThreads(1)
     guard bind.hasPrefix("tcp://") || bind.hasPrefix("ipc://") || bind.hasPrefix("inproc://") else {
       throw CleanError("--bind \(bind): expected tcp://ADDRESS:PORT")
+    }
+    if !Self.isLoopback(bind) && !insecure {
+      throw CleanError("--bind \(bind) is reachable from other hosts: without keys igpt binds only to loopback (127.0.0.1); add --insecure to accept unencrypted, unauthenticated workers")
     }
     let store = try TokenStore(path: c.data.store)
     var loaded: Checkpoint.Loaded?
@@ -50,6 +55,8 @@ struct CoordinatorCommand: ParsableCommand {
                      shouldStop: { StopSignal.received != 0 }))
     logLine(stamp("igpt coordinator: listening on \(coordinator.endpoint); run \(String(coordinator.runHash, radix: 16)), \(trainer.model.parameterCount) parameters, batch \(c.train.batch) (\(trainer.microbatchesPerStep) x \(c.train.microbatch)), \(c.cluster.codec) gradients, step \(trainer.step) of \(c.train.steps)"))
     if let loaded { logLine(stamp("resumed from \(loaded.path)")) }
+    if insecure { logLine(stamp("warning: --insecure: traffic on \(coordinator.endpoint) is unencrypted and any peer that reaches it can join")) }
+    coordinator.insecure = insecure
     switch try coordinator.run() {
     case .finished:
       print(String(format: "done: step %d, loss %.4f; checkpoints in %@", trainer.step, trainer.lastLoss ?? .nan,
@@ -57,6 +64,16 @@ struct CoordinatorCommand: ParsableCommand {
     case .stopped:
       logLine(stamp("stopped by \(StopSignal.name) at step \(trainer.step); continue with --resume"))
     }
+  }
+}
+
+extension CoordinatorCommand {
+  /// Whether an endpoint only accepts connections from this host.
+  static func isLoopback(_ endpoint: String) -> Bool {
+    if endpoint.hasPrefix("ipc://") || endpoint.hasPrefix("inproc://") { return true }
+    let rest = endpoint.dropFirst("tcp://".count)
+    let host = rest.hasPrefix("[") ? String(rest.dropFirst().prefix { $0 != "]" }) : String(rest.prefix { $0 != ":" })
+    return host == "localhost" || host == "::1" || host.hasPrefix("127.")
   }
 }
 

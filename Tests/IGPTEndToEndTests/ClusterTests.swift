@@ -193,6 +193,47 @@ import Testing
     #expect(none.status != 0 && none.stderr.contains("no answer"))
   }
 
+  @Test func bf16GradientsTrainCloseToLossless() throws {
+    let s = try Self.setUp("cluster-bf16")
+    let config = s.dir + "/bf16.yaml"
+    try String(contentsOfFile: s.config, encoding: .utf8).replacingOccurrences(of: "cluster: {", with: "cluster: {codec: bf16, ")
+      .write(toFile: config, atomically: true, encoding: .utf8)
+    let c = try ClusterProcess("coordinator-bf16", ["coordinator", "--config", config, "--run", s.dir + "/b", "--bind", "tcp://127.0.0.1:5761"],
+                               logDir: s.dir)
+    let w = try worker(s, port: 5761, name: "b1")
+    #expect(c.wait(timeout: 120) == 0, "\(c.log)")
+    #expect(w.wait(timeout: 10) == 0)
+    #expect(w.log.contains("bf16 gradients"))
+    func lastLoss(_ run: String) -> Double? {
+      let text = (try? String(contentsOfFile: s.dir + "/" + run + "/metrics.jsonl", encoding: .utf8)) ?? ""
+      return text.split(separator: "\n").compactMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["loss"] as? Double }.last
+    }
+    let lossless = try #require(lastLoss("reference"))
+    let bf16 = try #require(lastLoss("b"))
+    #expect(abs(bf16 - lossless) / lossless < 0.05, "bf16 \(bf16) vs lossless \(lossless)")
+    // not byte-identical (rounded gradients), but a model all the same
+    let model = FileManager.default.contents(atPath: s.dir + "/b/checkpoints/" + String(format: "step-%08d", Self.steps) + "/model.safetensors")
+    #expect(model != nil && model != s.reference.model)
+  }
+
+  @Test func withoutKeysOnlyLoopbackUnlessInsecure() throws {
+    let s = try Self.setUp("cluster-insecure")
+    let r = try IGPTBinary.run(["coordinator", "--config", s.config, "--run", s.dir + "/x", "--bind", "tcp://0.0.0.0:5771"])
+    #expect(r.status != 0 && r.stderr.contains("--insecure"), "\(r.stderr)")
+    let c = try coordinator(s, run: "y", port: 5772, extra: ["--steps", "100000"])
+    defer { c.kill() }
+    // loopback is fine without the flag; --insecure on a wildcard address is said in the log and status
+    let c2 = try ClusterProcess("coordinator-insecure", ["coordinator", "--config", s.config, "--run", s.dir + "/z", "--bind",
+                                                           "tcp://0.0.0.0:5773", "--insecure"], logDir: s.dir)
+    defer { c2.kill() }
+    #expect(ClusterProcess.waitFor(timeout: 20) { c2.log.contains("listening") })
+    #expect(c2.log.contains("--insecure"))
+    let st = try IGPTBinary.run(["status", "--coordinator", "tcp://127.0.0.1:5773"])
+    #expect(st.stdout.contains("INSECURE"), "\(st.stdout)\(st.stderr)")
+    let st2 = try IGPTBinary.run(["status", "--coordinator", "tcp://127.0.0.1:5772"])
+    #expect(st2.status == 0 && !st2.stdout.contains("INSECURE"))
+  }
+
   /// Step directories of a run.
   func checkpoints(in dir: String) -> [String] {
     (try? FileManager.default.contentsOfDirectory(atPath: dir + "/checkpoints"))?.filter { $0.hasPrefix("step-") } ?? []

@@ -1,0 +1,75 @@
+import Foundation
+import Testing
+
+@testable import IGPTCluster
+@testable import IGPTTraining
+
+@Suite struct MessageTests {
+  @Test func roundTripKeepsEveryField() throws {
+    let task = Meta.Task(id: 7, kind: .gradient, step: 3, micro: 1, count: 2, length: 4, scale: 0.5, hasMask: false)
+    let m = Message(.task, runHash: 0xDEAD_BEEF, version: 3, meta: task, body: Meta.Task.body(tokens: [0, 1, 2, 3, 3, 2, 1, 0], mask: []))
+    let back = try Message.decode(m.encode())
+    #expect(back == m)
+    let t = try back.decodeMeta(Meta.Task.self)
+    #expect(t.id == 7 && t.step == 3 && t.micro == 1 && t.scale == 0.5)
+    let body = try t.decodeBody(back.body, vocab: 4)
+    #expect(body.tokens == [0, 1, 2, 3, 3, 2, 1, 0] && body.mask.isEmpty)
+    #expect(throws: ProtocolError.self) { try t.decodeBody(back.body, vocab: 3) }  // token 3 outside the palette
+  }
+
+  @Test func everyKindOfDamageIsRejectedWithAReason() throws {
+    let good = Message(.result, runHash: 1, version: 2, meta: Data("{\"a\":1}".utf8), body: Data(repeating: 5, count: 64)).encode()
+    func reason(_ d: Data) -> String {
+      do {
+        _ = try Message.decode(d)
+        return "accepted"
+      } catch { return "\(error)" }
+    }
+    #expect(reason(Data()).contains("shorter than"))
+    #expect(reason(good.prefix(39)).contains("shorter than"))
+    #expect(reason(good.prefix(good.count - 1)).contains("disagree"))
+    #expect(reason(good + Data([0])).contains("disagree"))
+    var magic = good
+    magic[0] = UInt8(ascii: "X")
+    #expect(reason(magic).contains("magic"))
+    var version = good
+    version[4] = 2
+    do {
+      _ = try Message.decode(version)
+      Issue.record("accepted another protocol version")
+    } catch let e as ProtocolError {
+      #expect(e.otherVersion == 2 && e.description.contains("protocol version 2"))
+    }
+    var kind = good
+    kind[6] = 200
+    #expect(reason(kind).contains("unknown message type"))
+    var flipped = good
+    flipped[good.count - 3] ^= 0x10
+    #expect(reason(flipped).contains("checksum"))
+    var huge = good
+    for i in 28..<36 { huge[i] = 0xFF }  // a body length near 2^64 must not trap
+    #expect(reason(huge).contains("disagree"))
+    #expect(reason(good) == "accepted")
+  }
+
+  @Test func clusterSectionIsParsedAndChecked() throws {
+    let c = try RunConfig.parse("cluster: {codec: bf16, heartbeat_interval: 0.5, heartbeat_misses: 3, task_timeout: 9}")
+    #expect(c.cluster.codec == .bf16 && c.cluster.heartbeatInterval == 0.5 && c.cluster.heartbeatMisses == 3 && c.cluster.taskTimeout == 9)
+    #expect(throws: ConfigError.self) { try RunConfig.parse("cluster: {codec: zip}") }
+    #expect(throws: ConfigError.self) { try RunConfig.parse("cluster: {heartbeat_misses: 1}") }
+    #expect(throws: ConfigError.self) { try RunConfig.parse("cluster: {port: 1}") }
+  }
+
+  @Test func configDifferencesNameTheKey() throws {
+    let a = try RunConfig.parse("train: {lr: 0.01, threads: 1}")
+    var b = a
+    b.train.threads = 4  // per-host settings may differ
+    b.data.store = "/elsewhere"
+    #expect(Coordinator.difference(mine: a, theirs: b) == nil)
+    b.train.lr = 0.02
+    #expect(Coordinator.difference(mine: a, theirs: b)?.hasPrefix("train.lr") == true)
+    b = a
+    b.cluster.codec = .bf16
+    #expect(Coordinator.difference(mine: a, theirs: b)?.hasPrefix("cluster.codec") == true)
+  }
+}
