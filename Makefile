@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PACKAGES := libopenblas-dev libzmq3-dev liblz4-dev libstb-dev zlib1g-dev pkg-config dataset-fashion-mnist
 SWIFT_TEST_FLAGS := -c release -Xswiftc -enable-testing
 
-.PHONY: setup build test bench bench-data clean oracle demo cluster-test
+.PHONY: setup build test bench bench-data bench-cluster clean oracle demo cluster-test
 
 ## setup: install missing Debian packages (a no-op when all are present)
 setup:
@@ -29,6 +29,12 @@ demo: build
 	@echo "run:          runs/demo (metrics.jsonl, checkpoints/, logs/ of the coordinator and both workers)"
 	@echo "samples:      runs/demo/samples.png"
 	@echo "completions:  runs/demo/completions.png (left original, right: top half kept, bottom sampled)"
+
+## bench-cluster: igpt train vs coordinator + 1 worker, plaintext and CURVE, side by side (tiny config)
+bench-cluster: build
+	@[ -d data/fmnist14 ] || .build/release/igpt prepare --dataset fashion-mnist --resolution 14 --palette 16 --out data/fmnist14
+	bash cluster/bench.sh configs/fashion-mnist-tiny.yaml 60 3
+	.build/release/igpt bench-codec --config configs/fashion-mnist-tiny.yaml
 
 ## cluster-test: coordinator and workers in their own network namespaces (needs root): a worker killed, one joining, model byte-identical to igpt train
 cluster-test: build

@@ -5,9 +5,13 @@ public final class ClusterClient {
   let endpoint: String
   let socket: ZMQSocket
 
-  public init(endpoint: String) throws {
+  let keyed: Bool
+
+  public init(endpoint: String, keys: ClientKeys? = nil) throws {
     self.endpoint = endpoint
+    keyed = keys != nil
     socket = try ZMQSocket(.dealer)
+    try keys?.apply(to: socket)
     try socket.connect(endpoint)
   }
 
@@ -23,7 +27,8 @@ public final class ClusterClient {
       }
       if reply.kind == kind { return reply }
     }
-    throw ClusterError(String(format: "no answer from a coordinator at %@ within %.0f s", endpoint, timeout))
+    throw ClusterError(String(format: "no answer from a coordinator at %@ within %.0f s%@", endpoint, timeout,
+                              keyed ? " (is this key on its allow-list, and --server-key its public key?)" : " (if it requires keys, give --secret-key and --server-key)"))
   }
 
   public func status(timeout: Double) throws -> ClusterStatus {

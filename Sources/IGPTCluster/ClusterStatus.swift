@@ -26,6 +26,8 @@ public struct ClusterStatus: Codable, Sendable {
   public var workers: [Worker]
   /// Listening beyond loopback without keys.
   public var insecure: Bool
+  /// CURVE-encrypted, with an allow-list.
+  public var encrypted: Bool
   /// Scheduled and queued tasks, in the order they will run ("checkpoint at step 500", ...).
   public var queuedTasks: [String]
   public var microbatchesPending: Int
@@ -37,6 +39,7 @@ public struct ClusterStatus: Codable, Sendable {
     var lines = [String(format: "run %@: step %d/%d  loss %@  val %@  %.0f tokens/s  up %.0f s  codec %@", runDir, step, steps,
                         loss.map { String(format: "%.4f", $0) } ?? "-", valLoss.map { String(format: "%.4f", $0) } ?? "-",
                         tokensPerSecond, elapsedSeconds, codec)]
+    lines.append(encrypted ? "security: CURVE encryption, allow-listed keys only" : "security: none (plaintext)")
     if insecure { lines.append("INSECURE: unencrypted, and any peer that reaches the port can join") }
     lines.append("microbatches: \(microbatchesPending) queued, \(microbatchesOutstanding) out; dropped messages: \(droppedMessages)")
     if workers.isEmpty { lines.append("workers: none connected") }

@@ -1,3 +1,4 @@
+import CZeroMQ
 import Foundation
 import IGPTData
 import IGPTKernels
@@ -20,6 +21,10 @@ public final class Coordinator {
     public var end: Int
     public var log: (String) -> Void
     public var shouldStop: () -> Bool
+    /// CURVE: the coordinator's secret key and the allow-list of client public keys.
+    public var curve: (secret: CurveKey, allow: String)?
+    /// True once per SIGHUP: re-read the allow-list.
+    public var reloadRequested: () -> Bool = { false }
     public init(runDir: String, bind: String, end: Int, log: @escaping (String) -> Void, shouldStop: @escaping () -> Bool) {
       self.runDir = runDir
       self.bind = bind
@@ -44,6 +49,7 @@ public final class Coordinator {
   let options: Options
   let config: RunConfig
   let socket: ZMQSocket
+  let zap: ZAPHandler?
   public let runHash: UInt64
   public let endpoint: String
   let metrics: MetricsLog
@@ -92,7 +98,14 @@ public final class Coordinator {
     metrics = try MetricsLog(path: (options.runDir as NSString).appendingPathComponent("metrics.jsonl"))
     badInput = RateLimitedLog(log: options.log)
     scratch = .allocate(capacity: trainer.model.parameterCount)
+    // The ZAP handler must be bound before the CURVE server socket, or libzmq admits everyone.
+    zap = try options.curve.map { try ZAPHandler(allowPath: $0.allow, log: options.log) }
     socket = try ZMQSocket(.router)
+    if let curve = options.curve {
+      try socket.set(ZMQ_CURVE_SERVER, 1)
+      try socket.set(ZMQ_CURVE_SECRETKEY, bytes: Array(curve.secret.z85.utf8))
+      try socket.set(ZMQ_ZAP_DOMAIN, bytes: Array("igpt".utf8))
+    }
     try socket.setHighWaterMarks(64)
     let p = trainer.model.parameterCount
     // The largest legitimate message is a lossless gradient: 4 bytes per value plus LZ4's bound.
@@ -126,11 +139,18 @@ public final class Coordinator {
       }
       let now = Date()
       assign(now: now)
-      if socket.poll(timeout: 0.05) {
-        var n = 0
-        while n < 256, let m = socket.receive() {
-          handle(m)
-          n += 1
+      ZMQSocket.poll(zap.map { [socket, $0.socket] } ?? [socket], timeout: 0.05)
+      zap?.serve()
+      var n = 0
+      while n < 256, let m = socket.receive() {
+        handle(m)
+        n += 1
+      }
+      if let zap, options.reloadRequested() {
+        if let error = zap.reload() {
+          options.log("allow-list not reloaded, keeping the old one: \(error)")
+        } else {
+          options.log("allow-list reloaded from \(zap.allowPath): \(zap.allowed.count) keys")
         }
       }
       if now.timeIntervalSince(lastHeartbeat) >= interval {
@@ -151,9 +171,9 @@ public final class Coordinator {
     for id in Array(workers.keys) { send(done, to: id) }
     let until = Date().addingTimeInterval(min(2, interval * 2))
     while Date() < until {
-      if socket.poll(timeout: 0.05), let m = socket.receive(), m.frames.count == 2 {
-        send(done, to: m.frames[0])
-      }
+      ZMQSocket.poll(zap.map { [socket, $0.socket] } ?? [socket], timeout: 0.05)
+      zap?.serve()
+      if let m = socket.receive(), m.frames.count == 2 { send(done, to: m.frames[0]) }
     }
   }
 
@@ -465,7 +485,7 @@ public final class Coordinator {
                              secondsSinceHeartbeat: now.timeIntervalSince($0.lastHeard), microbatchesDone: $0.microbatchesDone,
                              bytesSent: $0.bytesSent, bytesReceived: $0.bytesReceived, busy: !$0.held.isEmpty)
       },
-      insecure: insecure, queuedTasks: queued, microbatchesPending: queue.filter { !tasks[$0].done }.count,
+      insecure: insecure, encrypted: zap != nil, queuedTasks: queued, microbatchesPending: queue.filter { !tasks[$0].done }.count,
       microbatchesOutstanding: workers.values.reduce(0) { $0 + $1.held.count }, droppedMessages: badInput.total)
   }
 
@@ -479,6 +499,9 @@ public final class Coordinator {
     let e = JSONEncoder()
     e.outputFormatting = .sortedKeys
     var c = config
+    c.cluster.secretKey = nil
+    c.cluster.serverKey = nil
+    c.cluster.allow = nil
     c.data.store = ""
     c.checkpoint.every = 1
     c.checkpoint.keep = 1
@@ -495,6 +518,9 @@ public final class Coordinator {
   static func difference(mine: RunConfig, theirs: RunConfig) -> String? {
     func flat(_ c: RunConfig) -> [String: String] {
       var c = c
+      c.cluster.secretKey = nil
+      c.cluster.serverKey = nil
+      c.cluster.allow = nil
       c.data.store = ""
       c.checkpoint.every = 1
     c.checkpoint.keep = 1

@@ -21,10 +21,13 @@ public final class Worker {
     public var config: RunConfig?
     /// Give up after this many seconds without a coordinator (nil = never).
     public var giveUpAfter: Double?
+    /// CURVE keys for a coordinator that requires them.
+    public var keys: ClientKeys?
     public var log: (String) -> Void
     public var shouldStop: () -> Bool
     public init(endpoint: String, name: String, threads: Int? = nil, config: RunConfig? = nil, giveUpAfter: Double? = nil,
-                log: @escaping (String) -> Void, shouldStop: @escaping () -> Bool) {
+                keys: ClientKeys? = nil, log: @escaping (String) -> Void, shouldStop: @escaping () -> Bool) {
+      self.keys = keys
       self.endpoint = endpoint
       self.name = name
       self.threads = threads
@@ -126,8 +129,10 @@ public final class Worker {
       if now.timeIntervalSince(lastHeard) > deadAfter {
         silentSince = silentSince ?? lastHeard
         if let limit = options.giveUpAfter, now.timeIntervalSince(silentSince!) > limit { return .gaveUp }
-        options.log(String(format: "coordinator at %@ silent for %.1f s: reconnecting in %.1f s", options.endpoint,
-                           now.timeIntervalSince(lastHeard), backoff))
+        let hint = welcome == nil ? (options.keys == nil ? " (no answer yet: if it requires keys, give --secret-key and --server-key)"
+                                                          : " (no answer yet: is this worker's key on its allow-list, and --server-key its public key?)") : ""
+        options.log(String(format: "coordinator at %@ silent for %.1f s: reconnecting in %.1f s%@", options.endpoint,
+                           now.timeIntervalSince(lastHeard), backoff, hint))
         Thread.sleep(forTimeInterval: backoff)
         backoff = min(backoff * 2, 8)
         try connect()
@@ -159,6 +164,7 @@ public final class Worker {
     try s.setHighWaterMarks(64)
     connection += 1
     try s.set(ZMQ_ROUTING_ID, bytes: Array("\(options.name)-\(getpid())-\(connection)-\(UInt32.random(in: 0...UInt32.max))".utf8.prefix(200)))
+    try options.keys?.apply(to: s)
     try s.connect(options.endpoint)
     socket = s
     welcome = nil

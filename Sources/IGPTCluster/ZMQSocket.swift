@@ -17,10 +17,10 @@ public final class ZMQSocket {
     public var peerAddress: String
   }
 
-  public enum Kind { case router, dealer }
+  public enum Kind { case router, dealer, rep }
 
   public init(_ kind: Kind) throws {
-    guard let h = zmq_socket(Self.context, kind == .router ? ZMQ_ROUTER : ZMQ_DEALER) else {
+    guard let h = zmq_socket(Self.context, kind == .router ? ZMQ_ROUTER : kind == .dealer ? ZMQ_DEALER : ZMQ_REP) else {
       throw ClusterError("cannot create a ZeroMQ socket: \(Self.lastError)")
     }
     handle = h
@@ -128,6 +128,12 @@ public final class ZMQSocket {
     var item = zmq_pollitem_t(socket: handle, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0)
     let rc = zmq_poll(&item, 1, Int(max(0, timeout) * 1000))
     return rc > 0 && (item.revents & Int16(ZMQ_POLLIN)) != 0
+  }
+
+  /// Waits up to `timeout` seconds for a message on any of the sockets.
+  public static func poll(_ sockets: [ZMQSocket], timeout: Double) {
+    var items = sockets.map { zmq_pollitem_t(socket: $0.handle, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0) }
+    _ = zmq_poll(&items, Int32(items.count), Int(max(0, timeout) * 1000))
   }
 
   /// Waits up to `timeout` seconds for a message or for `fd` to become readable (a wake-up pipe).

@@ -59,6 +59,11 @@ public struct RunConfig: Codable, Equatable, Sendable {
     /// Seconds a microbatch may stay out before it is also handed to another worker
     /// (at least 5x the slowest microbatch seen so far).
     public var taskTimeout = 60.0
+    /// CURVE key files: this process's secret key, the coordinator's public key (workers and
+    /// clients), and the allow-list of client public keys (coordinator). Flags override them.
+    public var secretKey: String?
+    public var serverKey: String?
+    public var allow: String?
   }
 
   /// Gradient encodings on the wire.
@@ -134,7 +139,11 @@ public struct RunConfig: Codable, Equatable, Sendable {
       c.checkpoint.keep = try r.int(k, "keep", at: "checkpoint") ?? c.checkpoint.keep
     }
     if let k = try r.section(top, "cluster") {
-      try r.onlyKeys(k, ["codec", "heartbeat_interval", "heartbeat_misses", "task_timeout"], at: "cluster")
+      try r.onlyKeys(k, ["codec", "heartbeat_interval", "heartbeat_misses", "task_timeout", "secret_key", "server_key", "allow"],
+                     at: "cluster")
+      c.cluster.secretKey = try r.string(k, "secret_key", at: "cluster")
+      c.cluster.serverKey = try r.string(k, "server_key", at: "cluster")
+      c.cluster.allow = try r.string(k, "allow", at: "cluster")
       if let codec = try r.string(k, "codec", at: "cluster") {
         guard let kind = GradientCodecKind(rawValue: codec) else {
           throw ConfigError("\(name): cluster.codec must be lossless or bf16 (got \(codec))")

@@ -21,6 +21,10 @@ struct CoordinatorCommand: ParsableCommand {
   @Option(name: .customLong("run"), help: "Run directory (metrics and checkpoints).") var runDir: String
   @Option(help: "ZeroMQ endpoint to listen on, e.g. tcp://0.0.0.0:5555 or tcp://127.0.0.1:5555.") var bind: String
   @Flag(help: "Continue from the newest intact checkpoint in --run.") var resume = false
+  @Option(name: .customLong("secret-key"), help: "The coordinator's CURVE secret key file: encrypt all traffic (igpt keys generate; or cluster.secret_key).")
+  var secretKey: String?
+  @Option(help: "Public keys allowed to connect: a .pub file or a directory of them (or cluster.allow). Re-read on SIGHUP.")
+  var allow: String?
   @Flag(help: "Allow --bind on a non-loopback address without keys: traffic is unencrypted and anyone who reaches the port can join.")
   var insecure = false
 
@@ -31,7 +35,14 @@ struct CoordinatorCommand: ParsableCommand {
     guard bind.hasPrefix("tcp://") || bind.hasPrefix("ipc://") || bind.hasPrefix("inproc://") else {
       throw CleanError("--bind \(bind): expected tcp://ADDRESS:PORT")
     }
-    if !Self.isLoopback(bind) && !insecure {
+    let secretFile = secretKey ?? c.cluster.secretKey
+    let allowPath = allow ?? c.cluster.allow
+    guard (secretFile == nil) == (allowPath == nil) else {
+      throw CleanError("give both --secret-key and --allow (cluster.secret_key and cluster.allow), or neither")
+    }
+    let curve = try secretFile.map { (secret: try CurveKey.load($0, secret: true), allow: allowPath!) }
+    if let curve { _ = try ZAPHandler.readAllowList(curve.allow) }
+    if curve == nil && !Self.isLoopback(bind) && !insecure {
       throw CleanError("--bind \(bind) is reachable from other hosts: without keys igpt binds only to loopback (127.0.0.1); add --insecure to accept unencrypted, unauthenticated workers")
     }
     let store = try TokenStore(path: c.data.store)
@@ -49,14 +60,19 @@ struct CoordinatorCommand: ParsableCommand {
       return
     }
     StopSignal.install()
-    let coordinator = try Coordinator(
-      trainer: trainer,
-      options: .init(runDir: runDir, bind: bind, end: c.train.steps, log: { logLine(stamp($0)) },
-                     shouldStop: { StopSignal.received != 0 }))
+    HangupSignal.install()
+    var coordinatorOptions = Coordinator.Options(runDir: runDir, bind: bind, end: c.train.steps, log: { logLine(stamp($0)) },
+                                                 shouldStop: { StopSignal.received != 0 })
+    coordinatorOptions.curve = curve
+    coordinatorOptions.reloadRequested = { HangupSignal.take() }
+    let coordinator = try Coordinator(trainer: trainer, options: coordinatorOptions)
     logLine(stamp("igpt coordinator: listening on \(coordinator.endpoint); run \(String(coordinator.runHash, radix: 16)), \(trainer.model.parameterCount) parameters, batch \(c.train.batch) (\(trainer.microbatchesPerStep) x \(c.train.microbatch)), \(c.cluster.codec) gradients, step \(trainer.step) of \(c.train.steps)"))
     if let loaded { logLine(stamp("resumed from \(loaded.path)")) }
-    if insecure { logLine(stamp("warning: --insecure: traffic on \(coordinator.endpoint) is unencrypted and any peer that reaches it can join")) }
-    coordinator.insecure = insecure
+    if let curve {
+      logLine(stamp("CURVE: traffic encrypted, \(try ZAPHandler.readAllowList(curve.allow).count) allow-listed keys from \(curve.allow) (SIGHUP re-reads it); public key \(try curve.secret.publicKey().z85)"))
+    }
+    if insecure && curve == nil { logLine(stamp("warning: --insecure: traffic on \(coordinator.endpoint) is unencrypted and any peer that reaches it can join")) }
+    coordinator.insecure = insecure && curve == nil
     switch try coordinator.run() {
     case .finished:
       print(String(format: "done: step %d, loss %.4f; checkpoints in %@", trainer.step, trainer.lastLoss ?? .nan,

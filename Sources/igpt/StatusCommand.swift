@@ -9,11 +9,12 @@ struct StatusCommand: ParsableCommand {
     abstract: "Show a running coordinator's step, loss, throughput, workers and task queue.")
 
   @Option(help: "Coordinator endpoint, e.g. tcp://HOST:5555.") var coordinator: String
+  @OptionGroup var keys: ClientKeyOptions
   @Flag(help: "Print the status as one JSON object.") var json = false
   @Option(help: "Seconds to wait for an answer.") var timeout: Double = 5
 
   func run() throws {
-    let status = try ClusterClient(endpoint: coordinator).status(timeout: timeout)
+    let status = try ClusterClient(endpoint: coordinator, keys: try keys.load()).status(timeout: timeout)
     if json {
       let e = JSONEncoder()
       e.outputFormatting = [.sortedKeys]

@@ -19,6 +19,7 @@ struct WorkerCommand: ParsableCommand {
   @Option(help: "Threads (default: the run's train.threads; another count may change the last bits of gradients).")
   var threads: Int?
   @Option(help: "Refuse to work for a coordinator whose run config differs from this file's.") var config: String?
+  @OptionGroup var keys: ClientKeyOptions
   @Option(name: .customLong("give-up-after"), help: "Exit 1 after this many seconds without a coordinator (default: keep trying).")
   var giveUpAfter: Double?
 
@@ -28,10 +29,11 @@ struct WorkerCommand: ParsableCommand {
     }
     if let threads, threads < 1 { throw CleanError("--threads must be at least 1") }
     let expected = try config.map { try RunConfig.load(path: $0) }
+    let clientKeys = try keys.load(secretFallback: expected?.cluster.secretKey, serverFallback: expected?.cluster.serverKey)
     let label = name ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
     StopSignal.install()
     let worker = Worker(options: .init(endpoint: connect, name: label, threads: threads, config: expected, giveUpAfter: giveUpAfter,
-                                       log: { logLine(stamp("worker \(label): \($0)")) }, shouldStop: { StopSignal.received != 0 }))
+                                       keys: clientKeys, log: { logLine(stamp("worker \(label): \($0)")) }, shouldStop: { StopSignal.received != 0 }))
     logLine(stamp("worker \(label): connecting to \(connect)"))
     switch try worker.run() {
     case .done(let step):

@@ -13,8 +13,10 @@ final class ClusterProcess {
     FileManager.default.createFile(atPath: logPath, contents: nil)
     process.executableURL = IGPTBinary.url
     process.arguments = args
-    process.standardOutput = FileHandle(forWritingAtPath: logPath)
-    process.standardError = FileHandle(forWritingAtPath: logPath)
+    // One handle for both streams: two would each write from offset 0 over the other.
+    let handle = FileHandle(forWritingAtPath: logPath)
+    process.standardOutput = handle
+    process.standardError = handle
     try process.run()
   }
 
