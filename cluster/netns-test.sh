@@ -4,12 +4,13 @@
 # The coordinator and each worker run in their own network namespace with their own address
 # (10.77.0.0/24 over veth pairs on a bridge), so all traffic crosses real interfaces. A worker
 # is SIGKILLed mid-run and a new one joins later; the final model must be byte-identical to
-# `igpt train` on one host with the same config.
+# `igpt train` on one host with the same config. Traffic is CURVE-encrypted, and a worker whose
+# key is not allow-listed is refused.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 IGPT=${IGPT:-$ROOT/.build/release/igpt}
 WORK=${WORK:-$(mktemp -d /tmp/igpt-netns.XXXXXX)}
-STEPS=${STEPS:-60}
+STEPS=${STEPS:-100}
 NET=10.77.0
 BR=br-igpt$$
 NSES=(c w1 w2 w3)
@@ -49,15 +50,25 @@ checkpoint: {every: 20, keep: 5}
 cluster: {heartbeat_interval: 0.5, heartbeat_misses: 4}
 CONF
 
+# CURVE keys: the coordinator's pair, one per worker, all workers allow-listed; plus an intruder.
+for k in coordinator w1 w2 w3 intruder; do "$IGPT" keys generate --out "$WORK/keys" --name $k > /dev/null; done
+mkdir -p "$WORK/allow" && cp "$WORK/keys/w1.pub" "$WORK/keys/w2.pub" "$WORK/keys/w3.pub" "$WORK/allow/"
+
 echo "netns-test: reference run with igpt train"
 "$IGPT" train --config "$WORK/run.yaml" --run "$WORK/reference" > "$WORK/reference.log" 2>&1
 
 ip netns exec "$(ns c)" "$IGPT" coordinator --config "$WORK/run.yaml" --run "$WORK/cluster" \
-  --bind "tcp://$COORD_ADDR:5555" --insecure > "$WORK/coordinator.log" 2>&1 &
+  --bind "tcp://$COORD_ADDR:5555" --secret-key "$WORK/keys/coordinator.key" --allow "$WORK/allow" > "$WORK/coordinator.log" 2>&1 &
 COORD=$!
-start_worker() { ip netns exec "$(ns $1)" "$IGPT" worker --connect "tcp://$COORD_ADDR:5555" --name "$1" --give-up-after 60 > "$WORK/$1.log" 2>&1 & }
+start_worker() {  # NAME [KEY]
+  ip netns exec "$(ns $1)" "$IGPT" worker --connect "tcp://$COORD_ADDR:5555" --name "$1" --give-up-after "${3:-60}" \
+    --secret-key "$WORK/keys/${2:-$1}.key" --server-key "$WORK/keys/coordinator.pub" > "$WORK/$1.log" 2>&1 &
+}
 start_worker w1; W1=$!
 start_worker w2; W2=$!
+# w3's namespace first hosts an intruder with a key that is not allow-listed
+start_worker w3 intruder 3; INTRUDER=$!
+sleep 0.2; mv "$WORK/w3.log" "$WORK/intruder.log" 2>/dev/null || true
 step() { grep -o '"step":[0-9]*' "$WORK/cluster/metrics.jsonl" 2>/dev/null | tail -n 1 | cut -d: -f2; }
 wait_step() { for _ in $(seq 1 600); do [ "$(step || echo 0)" -ge "$1" ] 2>/dev/null && return 0; sleep 0.1; done; echo "netns-test: run stuck before step $1" >&2; cat "$WORK/coordinator.log" >&2; exit 1; }
 
@@ -69,13 +80,15 @@ echo "netns-test: worker w3 joins at step $(step)"
 start_worker w3; W3=$!
 wait $COORD
 wait $W2 $W3 || true
+wait $INTRUDER && { echo "netns-test: the intruder was let in" >&2; exit 1; }
+grep -q "not on the allow-list" "$WORK/coordinator.log" || { echo "netns-test: the intruder's refusal was not logged" >&2; exit 1; }
 
 grep -q "worker w1 .*lost" "$WORK/coordinator.log" || { echo "netns-test: the coordinator never noticed w1 was gone" >&2; exit 1; }
 grep -q "worker w3 joined from $NET.4" "$WORK/coordinator.log" || { echo "netns-test: w3 did not join from its own address" >&2; exit 1; }
 last=$(printf 'step-%08d' "$STEPS")
 if cmp "$WORK/reference/checkpoints/$last/model.safetensors" "$WORK/cluster/checkpoints/$last/model.safetensors"; then
-  echo "netns-test: PASS: model.safetensors after $STEPS steps is byte-identical to igpt train (w1 killed, w3 joined; addresses $NET.1-4)"
-  grep -E "joined|lost" "$WORK/coordinator.log"
+  echo "netns-test: PASS: model.safetensors after $STEPS steps is byte-identical to igpt train (CURVE; w1 killed, w3 joined, intruder refused; addresses $NET.1-4)"
+  grep -E "joined|lost|refused" "$WORK/coordinator.log"
 else
   echo "netns-test: FAIL: the cluster's model differs from igpt train's" >&2
   exit 1

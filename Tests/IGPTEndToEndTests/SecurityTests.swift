@@ -82,7 +82,7 @@ import Testing
     }
     #expect(!c.log.contains("worker unknown") && !c.log.contains("worker nokey") && !c.log.contains("worker wrongserver"))
     #expect(c.log.contains("not on the allow-list"))
-    let last = s.dir + "/c/checkpoints/" + String(format: "step-%08d", ClusterTests.steps)
+    let last = s.dir + "/c/checkpoints/" + String(format: "step-%08d", s.steps)
     #expect(FileManager.default.contents(atPath: last + "/model.safetensors") == s.reference.model)
   }
 
