@@ -28,13 +28,14 @@ let package = Package(
     .target(
       name: "IGPTTraining", dependencies: ["IGPTKernels", "IGPTModel", "IGPTData", "Yams"],
       swiftSettings: releaseFlags),
+    .target(name: "IGPTProbe", dependencies: ["IGPTKernels", "IGPTModel", "IGPTData", "CBLAS"], swiftSettings: releaseFlags),
     .target(
       name: "IGPTCluster", dependencies: ["IGPTKernels", "IGPTModel", "IGPTData", "IGPTTraining", "CZeroMQ", "CLZ4"],
       swiftSettings: releaseFlags),
     .executableTarget(
       name: "igpt",
       dependencies: [
-        "IGPTKernels", "IGPTModel", "IGPTData", "IGPTTraining", "IGPTCluster",
+        "IGPTKernels", "IGPTModel", "IGPTData", "IGPTTraining", "IGPTCluster", "IGPTProbe",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: releaseFlags),
@@ -47,6 +48,7 @@ let package = Package(
     .testTarget(
       name: "IGPTTrainingTests",
       dependencies: ["IGPTTraining", "IGPTData", "IGPTModel", "IGPTKernels", "IGPTTestSupport"]),
+    .testTarget(name: "IGPTProbeTests", dependencies: ["IGPTProbe", "IGPTModel", "IGPTKernels"]),
     .testTarget(
       name: "IGPTClusterTests",
       dependencies: ["IGPTCluster", "IGPTTraining", "IGPTData", "IGPTModel", "IGPTKernels", "IGPTTestSupport"]),

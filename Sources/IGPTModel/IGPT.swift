@@ -346,4 +346,28 @@ public final class IGPT {
     for i in out.indices { out[i] /= Float(T) }
     return out
   }
+
+  /// Features (B, C) at every layer 0...layers from one forward pass: entry l is the mean over
+  /// positions of block l's ln_1 output (l < layers) or of ln_f (l = layers), as `features`.
+  public func allFeatures(tokens: UnsafePointer<Int32>, mask: UnsafePointer<UInt8>? = nil, batch B: Int) -> [[Float]] {
+    let C = config.embd, T = config.seq, N = B * T
+    let a = activations(B, T)
+    let residual = blocks(a, tokens: tokens, mask: mask, B: B, T: T, layers: config.layers)
+    RMSNorm.forward(out: a.lnf, rstd: a.lnfRstd, inp: residual, g: params + layout.lnf, N: N, C: C)
+    return (0...config.layers).map { l in
+      let normed = l < config.layers ? a.ln1 + l * N * C : a.lnf
+      var out = [Float](repeating: 0, count: B * C)
+      out.withUnsafeMutableBufferPointer { o in
+        for b in 0..<B {
+          let dst = o.baseAddress! + b * C
+          for t in 0..<T {
+            let row = normed + (b * T + t) * C
+            for c in 0..<C { dst[c] += row[c] }
+          }
+          for c in 0..<C { dst[c] /= Float(T) }
+        }
+      }
+      return out
+    }
+  }
 }

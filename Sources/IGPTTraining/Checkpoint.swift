@@ -85,7 +85,7 @@ public enum Checkpoint {
     }
     let stateData = try file("state.json")
     let state: State
-    do { state = try JSONDecoder().decode(State.self, from: stateData) } catch {
+    do { state = try JSONDecoder().decode(State.self, from: RunConfig.fillingDefaults(stateJSON: stateData)) } catch {
       throw DataError.file((path as NSString).appendingPathComponent("state.json"), "malformed (\(error))")
     }
     var blobs: [String: Data] = [:]

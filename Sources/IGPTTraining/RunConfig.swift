@@ -64,6 +64,20 @@ public struct RunConfig: Codable, Equatable, Sendable {
     public var secretKey: String?
     public var serverKey: String?
     public var allow: String?
+
+    public init() {}
+
+    /// Every field optional, so state.json files written before a field existed still read.
+    public init(from decoder: Decoder) throws {
+      let c = try decoder.container(keyedBy: CodingKeys.self)
+      codec = try c.decodeIfPresent(GradientCodecKind.self, forKey: .codec) ?? codec
+      heartbeatInterval = try c.decodeIfPresent(Double.self, forKey: .heartbeatInterval) ?? heartbeatInterval
+      heartbeatMisses = try c.decodeIfPresent(Int.self, forKey: .heartbeatMisses) ?? heartbeatMisses
+      taskTimeout = try c.decodeIfPresent(Double.self, forKey: .taskTimeout) ?? taskTimeout
+      secretKey = try c.decodeIfPresent(String.self, forKey: .secretKey)
+      serverKey = try c.decodeIfPresent(String.self, forKey: .serverKey)
+      allow = try c.decodeIfPresent(String.self, forKey: .allow)
+    }
   }
 
   /// Gradient encodings on the wire.
@@ -78,6 +92,34 @@ public struct RunConfig: Codable, Equatable, Sendable {
   public var cluster = Cluster()
 
   public init() {}
+
+  /// Sections missing from older state.json files take their defaults.
+  public init(from decoder: Decoder) throws {
+    let c = try decoder.container(keyedBy: CodingKeys.self)
+    model = try c.decodeIfPresent(Model.self, forKey: .model) ?? Model()
+    data = try c.decodeIfPresent(Data.self, forKey: .data) ?? Data()
+    train = try c.decodeIfPresent(Train.self, forKey: .train) ?? Train()
+    checkpoint = try c.decodeIfPresent(Checkpoint.self, forKey: .checkpoint) ?? Checkpoint()
+    cluster = try c.decodeIfPresent(Cluster.self, forKey: .cluster) ?? Cluster()
+  }
+
+  /// state.json bytes whose `config` lacks settings added since it was written, with those
+  /// settings filled in at their defaults (unchanged when it is not such a JSON object).
+  public static func fillingDefaults(stateJSON data: Foundation.Data) -> Foundation.Data {
+    guard var state = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+      let config = state["config"] as? [String: Any],
+      let defaults = (try? JSONSerialization.jsonObject(with: JSONEncoder().encode(RunConfig()))) as? [String: Any]
+    else { return data }
+    func merge(_ base: [String: Any], _ over: [String: Any]) -> [String: Any] {
+      var out = base
+      for (k, v) in over {
+        if let b = base[k] as? [String: Any], let o = v as? [String: Any] { out[k] = merge(b, o) } else { out[k] = v }
+      }
+      return out
+    }
+    state["config"] = merge(defaults, config)
+    return (try? JSONSerialization.data(withJSONObject: state)) ?? data
+  }
 
   /// Parses YAML text; `name` (the file) prefixes every error.
   public static func parse(_ text: String, name: String = "config") throws -> RunConfig {

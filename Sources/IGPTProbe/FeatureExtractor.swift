@@ -1,0 +1,64 @@
+import Foundation
+import IGPTData
+import IGPTKernels
+import IGPTModel
+
+/// Features of a split's images at every layer, from forward passes only, batch by batch.
+public struct FeatureExtractor {
+  public let model: IGPT
+  public var batch = 32
+  /// BERT models: average the features over this many random masks (the paper's mask
+  /// ensembling); AR models ignore it.
+  public var masks = 1
+  public var seed: UInt64 = 0
+
+  public init(model: IGPT) { self.model = model }
+
+  /// Per layer 0...L, the features of images `indices` of the split (rows in that order).
+  public func extract(_ split: TokenSplit, indices: [Int], progress: (Int, Int) -> Void = { _, _ in }) throws -> [FeatureSet] {
+    let T = split.sequenceLength, C = model.config.embd, L = model.config.layers
+    guard T == model.config.seq else { throw DataError("the store has \(T) tokens per image, the model \(model.config.seq)") }
+    var layers = [[Float]](repeating: [Float](repeating: 0, count: indices.count * C), count: L + 1)
+    let labels = try indices.map { Int(try split.label($0)) }
+    let passes = model.config.objective == .bert ? max(1, masks) : 1
+    var start = 0
+    while start < indices.count {
+      let chunk = Array(indices[start..<min(indices.count, start + batch)])
+      var tokens = [Int32](repeating: 0, count: chunk.count * T)
+      try tokens.withUnsafeMutableBufferPointer { t in
+        for (i, idx) in chunk.enumerated() { try split.copyTokens(idx, into: t.baseAddress! + i * T) }
+      }
+      for pass in 0..<passes {
+        var mask: [UInt8] = []
+        if model.config.objective == .bert {
+          var rng = SeededRandom(seed: seed &+ UInt64(start) &* 7919 &+ UInt64(pass))
+          mask = BERTMask.draw(B: chunk.count, T: T, rng: &rng)
+        }
+        let f = tokens.withUnsafeBufferPointer { t in
+          mask.withUnsafeBufferPointer { m in
+            model.allFeatures(tokens: t.baseAddress!, mask: mask.isEmpty ? nil : m.baseAddress, batch: chunk.count)
+          }
+        }
+        for l in 0...L {
+          for i in 0..<(chunk.count * C) { layers[l][start * C + i] += f[l][i] / Float(passes) }
+        }
+      }
+      start += chunk.count
+      progress(start, indices.count)
+    }
+    return layers.map { FeatureSet(width: C, values: $0, labels: labels) }
+  }
+
+  /// The baseline's input: each pixel's palette colour (the store's resolution, de-quantised).
+  public static func rawPixels(_ split: TokenSplit, indices: [Int], palette: Palette) throws -> FeatureSet {
+    let T = split.sequenceLength, ch = palette.channels
+    var values = [Float](repeating: 0, count: indices.count * T * ch)
+    for (i, idx) in indices.enumerated() {
+      let t = try split.tokens(idx)
+      for p in 0..<T {
+        for c in 0..<ch { values[(i * T + p) * ch + c] = palette.colors[Int(t[p]) * ch + c] }
+      }
+    }
+    return FeatureSet(width: T * ch, values: values, labels: try indices.map { Int(try split.label($0)) })
+  }
+}

@@ -1,0 +1,82 @@
+import Foundation
+import IGPTKernels
+
+/// The linear-probe protocol: standardise on train, fit logistic regression for each L2
+/// strength of a grid (strongest first, warm-started), keep the one with the best held-out
+/// accuracy, and report train / val / test accuracy.
+public enum LinearProbe {
+  /// L2 strengths tried, strongest first.
+  public static let defaultGrid: [Double] = [1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4]
+
+  public struct Result: Codable, Sendable {
+    /// "3", "2+3+4" (concatenated layers) or "pixels".
+    public var features: String
+    public var width: Int
+    public var l2: Double
+    public var trainAccuracy: Double
+    public var valAccuracy: Double
+    public var testAccuracy: Double
+    public var iterations: Int
+    public var seconds: Double
+    /// Held-out accuracy for each L2 tried.
+    public var grid: [String: Double]
+  }
+
+  public static func evaluate(_ name: String, train: FeatureSet, val: FeatureSet, test: FeatureSet,
+                              grid: [Double] = defaultGrid, maxIterations: Int = 300) -> Result {
+    let start = Date()
+    let (mean, std) = train.moments()
+    let tr = train.standardized(mean: mean, std: std)
+    let va = val.standardized(mean: mean, std: std)
+    let te = test.standardized(mean: mean, std: std)
+    let classes = max(train.classes, val.classes, test.classes)
+    var model = LogisticRegression(width: train.width, classes: classes)
+    var best: (l2: Double, acc: Double, model: LogisticRegression)?
+    var scores: [String: Double] = [:]
+    var iterations = 0
+    for l2 in grid {
+      model.fit(tr, l2: l2, maxIterations: maxIterations)
+      iterations += model.iterations
+      let acc = model.accuracy(va)
+      scores[String(l2)] = acc
+      if best == nil || acc > best!.acc { best = (l2, acc, model) }
+    }
+    let m = best!.model
+    return Result(features: name, width: train.width, l2: best!.l2, trainAccuracy: m.accuracy(tr), valAccuracy: best!.acc,
+                  testAccuracy: m.accuracy(te), iterations: iterations, seconds: Date().timeIntervalSince(start), grid: scores)
+  }
+
+  /// `perClass` seeded indices of each class (the low-data setting), in index order.
+  public static func labelsPerClass(_ labels: [Int], perClass: Int, seed: UInt64) -> [Int] {
+    var rng = SeededRandom(seed: seed)
+    var byClass: [Int: [Int]] = [:]
+    for (i, y) in labels.enumerated() { byClass[y, default: []].append(i) }
+    var chosen: [Int] = []
+    for y in byClass.keys.sorted() {
+      var pool = byClass[y]!
+      for i in stride(from: pool.count - 1, to: 0, by: -1) { pool.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
+      chosen += pool.prefix(perClass)
+    }
+    return chosen.sorted()
+  }
+
+  /// The layers a --layers argument names: "all", "mid" (the middle third) or a list "1,4,7".
+  public static func parseLayers(_ text: String, modelLayers L: Int) throws -> [Int] {
+    switch text {
+    case "all": return Array(0...L)
+    case "mid": return Array((L / 3)...max(L / 3, (2 * L) / 3))
+    default:
+      let parts = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+      guard !parts.isEmpty, parts.allSatisfy({ $0 != nil && (0...L).contains($0!) }) else {
+        throw ProbeError("--layers \(text): expected all, mid, or a list of layers in 0...\(L)")
+      }
+      return parts.map { $0! }
+    }
+  }
+}
+
+/// A probe that cannot run, with a one-line reason.
+public struct ProbeError: Error, CustomStringConvertible {
+  public let description: String
+  public init(_ d: String) { description = d }
+}

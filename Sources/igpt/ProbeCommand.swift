@@ -1,0 +1,124 @@
+import ArgumentParser
+import Foundation
+import IGPTData
+import IGPTKernels
+import IGPTModel
+import IGPTProbe
+
+/// `igpt probe`: how good a checkpoint's features are, by linear probes.
+struct ProbeCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "probe",
+    abstract: "Linear probes on a checkpoint's features (the paper's measure of representation quality).",
+    subcommands: [Run.self])
+
+  struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Layer sweep of linear probes on one host; prints a table and writes JSON.",
+      discussion: """
+        Features at layer l are the mean over positions of norm(h_l) (0 = embeddings ... L = final norm), from forward passes only. For each layer (or set of concatenated layers) a multinomial logistic regression on standardised features is fitted with L-BFGS on the train split for each L2 strength of a grid; the strength with the best accuracy on the store's val split (a held-out part of the original train set) is kept, and its train/val/test accuracy reported. --raw-pixels adds the same solver on the images' pixels (palette colours at the store's resolution): the floor features must beat.
+
+        Example: igpt probe run --checkpoint runs/small --layers all --raw-pixels --out probe.json
+        """)
+
+    @Option(help: "Checkpoint: step directory, run directory (newest) or model.safetensors.") var checkpoint: String
+    @Option(help: "Token store with labels (default: the one the checkpoint was trained on).") var data: String?
+    @Option(help: "Layers: all, mid (middle third) or a list like 1,4,7.") var layers = "all"
+    @Option(name: .customLong("labels-per-class"), help: "Low-data probe: train on this many seeded labels per class.")
+    var labelsPerClass: Int?
+    @Option(help: "Also probe the concatenation of K layers centred on the best one (0 = off).") var concat = 0
+    @Flag(name: .customLong("raw-pixels"), help: "Also fit the same solver on raw pixels (the baseline).") var rawPixels = false
+    @Option(help: "Use at most N train images (default: all).") var limit: Int?
+    @Option(help: "Split to report as test.") var split = "test"
+    @Option(help: "Images per forward pass.") var batch = 64
+    @Option(help: "BERT models: average features over this many random masks.") var masks = 1
+    @Option(help: "Seed (low-data sampling, BERT masks).") var seed: UInt64 = 0
+    @Option(help: "Threads (default: all cores).") var threads: Int?
+    @Option(help: "Write the results as JSON here.") var out: String?
+
+    func run() throws {
+      Parallel.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
+      BLAS.setThreads(1)
+      let resolved = try CheckpointArgument.load(checkpoint)
+      let store = try CheckpointArgument.store(data, resolved)
+      let model = resolved.model
+      let chosen = try LinearProbe.parseLayers(layers, modelLayers: model.config.layers)
+      guard store.manifest.splits["val"] != nil else {
+        throw CleanError("\(store.path) has no val split to choose the L2 strength on (prepare it with --val-fraction > 0)")
+      }
+      let trainSplit = try store.split("train"), valSplit = try store.split("val"), testSplit = try store.split(split)
+      var trainIdx = Array(0..<min(trainSplit.count, limit ?? trainSplit.count))
+      if let n = labelsPerClass {
+        guard n >= 1 else { throw CleanError("--labels-per-class must be at least 1") }
+        trainIdx = LinearProbe.labelsPerClass(try trainIdx.map { Int(try trainSplit.label($0)) }, perClass: n, seed: seed)
+      }
+      let valIdx = Array(0..<valSplit.count), testIdx = Array(0..<testSplit.count)
+      logLine("igpt probe: \(resolved.description), layers \(chosen.map(String.init).joined(separator: ",")) of \(model.config.layers); \(trainIdx.count) train, \(valIdx.count) val, \(testIdx.count) \(split) images")
+
+      var extractor = FeatureExtractor(model: model)
+      extractor.batch = batch
+      extractor.masks = masks
+      extractor.seed = seed
+      let start = Date()
+      let progress = ProgressLine()
+      var feats: [String: [FeatureSet]] = [:]
+      let total = trainIdx.count + valIdx.count + testIdx.count
+      var done = 0
+      for (name, s, idx) in [("train", trainSplit, trainIdx), ("val", valSplit, valIdx), (split, testSplit, testIdx)] {
+        feats[name] = try extractor.extract(s, indices: idx) { n, _ in progress.update("features", done + n, total) }
+        done += idx.count
+      }
+      let featureSeconds = Date().timeIntervalSince(start)
+      let tokensPerSecond = Double(total * model.config.seq) / featureSeconds
+      progress.finish()
+      logLine(String(format: "features: %d images in %.1f s (%.0f tokens/s)", total, featureSeconds, tokensPerSecond))
+
+      var results: [LinearProbe.Result] = []
+      func probe(_ name: String, _ train: FeatureSet, _ val: FeatureSet, _ test: FeatureSet) {
+        let r = LinearProbe.evaluate(name, train: train, val: val, test: test)
+        logLine(String(format: "  %-10@ width %4d  l2 %-6g  train %.4f  val %.4f  %@ %.4f  (%.1f s)", name as NSString, r.width, r.l2,
+                       r.trainAccuracy, r.valAccuracy, split as NSString, r.testAccuracy, r.seconds))
+        results.append(r)
+      }
+      for l in chosen { probe("\(l)", feats["train"]![l], feats["val"]![l], feats[split]![l]) }
+      let best = results.max { $0.valAccuracy < $1.valAccuracy }!
+      if concat > 1, let b = Int(best.features) {
+        let lo = max(0, b - (concat - 1) / 2), hi = min(model.config.layers, lo + concat - 1)
+        let ls = Array(lo...hi)
+        func cat(_ name: String) -> FeatureSet { FeatureSet.concatenate(ls.map { feats[name]![$0] }) }
+        probe(ls.map(String.init).joined(separator: "+"), cat("train"), cat("val"), cat(split))
+      }
+      if rawPixels {
+        probe("pixels", try FeatureExtractor.rawPixels(trainSplit, indices: trainIdx, palette: store.palette),
+              try FeatureExtractor.rawPixels(valSplit, indices: valIdx, palette: store.palette),
+              try FeatureExtractor.rawPixels(testSplit, indices: testIdx, palette: store.palette))
+      }
+      let layerResults = results.filter { Int($0.features) != nil }
+      let bestLayer = layerResults.max { $0.valAccuracy < $1.valAccuracy }!
+      print("layer      width  l2       train    val      \(split)")
+      for r in results {
+        print(String(format: "%-10@ %5d  %-7g  %.4f   %.4f   %.4f%@", r.features as NSString, r.width, r.l2, r.trainAccuracy, r.valAccuracy,
+                     r.testAccuracy, (r.features == bestLayer.features ? "  <- best layer (by val)" : "") as NSString))
+      }
+      if let out {
+        struct Report: Encodable {
+          var checkpoint: String
+          var store: String
+          var testSplit: String
+          var trainImages: Int
+          var labelsPerClass: Int?
+          var bestLayer: String
+          var featureTokensPerSecond: Double
+          var results: [LinearProbe.Result]
+        }
+        let e = JSONEncoder()
+        e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let report = Report(checkpoint: resolved.description, store: store.path, testSplit: split, trainImages: trainIdx.count,
+                            labelsPerClass: labelsPerClass, bestLayer: bestLayer.features, featureTokensPerSecond: tokensPerSecond,
+                            results: results)
+        try e.encode(report).write(to: URL(fileURLWithPath: out), options: .atomic)
+        logLine("wrote \(out)")
+      }
+    }
+  }
+}

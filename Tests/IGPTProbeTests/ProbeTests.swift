@@ -1,0 +1,128 @@
+import Foundation
+import Testing
+
+@testable import IGPTKernels
+@testable import IGPTModel
+@testable import IGPTProbe
+
+@Suite struct ProbeTests {
+  /// Gaussian blobs: class k has mean mu_k in the first `signal` dimensions, noise elsewhere.
+  static func blobs(perClass: Int, classes: Int, width: Int, signal: Int, separation: Float, seed: UInt64) -> FeatureSet {
+    var rng = SeededRandom(seed: seed)
+    var means = [[Float]]()
+    for _ in 0..<classes { means.append((0..<signal).map { _ in Float(rng.normal()) * separation }) }
+    var values: [Float] = [], labels: [Int] = []
+    for i in 0..<(perClass * classes) {
+      let k = i % classes
+      for d in 0..<width { values.append((d < signal ? means[k][d] : 0) + Float(rng.normal()) + 3) }
+      labels.append(k)
+    }
+    return FeatureSet(width: width, values: values, labels: labels)
+  }
+
+  @Test func lbfgsFindsTheMinimumOfAQuadratic() {
+    // f(x) = sum_i a_i (x_i - c_i)^2, minimum at c
+    let a: [Double] = [1, 10, 100, 0.5], c: [Double] = [3, -2, 0.5, 7]
+    let r = LBFGS().minimize(from: [0, 0, 0, 0]) { x, g in
+      var v = 0.0
+      for i in x.indices {
+        v += a[i] * (x[i] - c[i]) * (x[i] - c[i])
+        g[i] = 2 * a[i] * (x[i] - c[i])
+      }
+      return v
+    }
+    for i in c.indices { #expect(abs(r.x[i] - c[i]) < 1e-5) }
+  }
+
+  /// Plain gradient descent on the same objective, run long: an independent solver.
+  static func gradientDescentProbabilities(_ d: FeatureSet, classes K: Int, l2: Double, steps: Int) -> [Double] {
+    let D = d.width, N = d.count
+    var w = [Double](repeating: 0, count: D * K), b = [Double](repeating: 0, count: K)
+    func probs() -> [Double] {
+      var p = [Double](repeating: 0, count: N * K)
+      for i in 0..<N {
+        var z = [Double](repeating: 0, count: K)
+        for k in 0..<K {
+          z[k] = b[k]
+          for j in 0..<D { z[k] += Double(d.values[i * D + j]) * w[j * K + k] }
+        }
+        let m = z.max()!
+        let e = z.map { exp($0 - m) }
+        let s = e.reduce(0, +)
+        for k in 0..<K { p[i * K + k] = e[k] / s }
+      }
+      return p
+    }
+    for _ in 0..<steps {
+      let p = probs()
+      var gw = w.map { l2 * $0 }, gb = [Double](repeating: 0, count: K)
+      for i in 0..<N {
+        for k in 0..<K {
+          let r = (p[i * K + k] - (d.labels[i] == k ? 1 : 0)) / Double(N)
+          gb[k] += r
+          for j in 0..<D { gw[j * K + k] += Double(d.values[i * D + j]) * r }
+        }
+      }
+      for i in w.indices { w[i] -= 0.5 * gw[i] }
+      for k in 0..<K { b[k] -= 0.5 * gb[k] }
+    }
+    return probs()
+  }
+
+  @Test func logisticRegressionMatchesAnIndependentSolver() {
+    let raw = Self.blobs(perClass: 20, classes: 3, width: 4, signal: 2, separation: 1, seed: 5)
+    let (m, s) = raw.moments()
+    let d = raw.standardized(mean: m, std: s)
+    var model = LogisticRegression(width: 4, classes: 3)
+    model.fit(d, l2: 0.05)
+    let ours = model.probabilities(d)
+    let reference = Self.gradientDescentProbabilities(d, classes: 3, l2: 0.05, steps: 6000)
+    var worst = 0.0
+    for i in ours.indices { worst = max(worst, abs(Double(ours[i]) - reference[i])) }
+    #expect(worst < 2e-3, "largest probability difference \(worst)")
+    #expect(model.iterations > 0)
+  }
+
+  @Test func aProbeOnPlantedSignalBeatsChanceByFar() {
+    let all = Self.blobs(perClass: 150, classes: 4, width: 32, signal: 4, separation: 3, seed: 9)
+    let idx = Array(0..<all.count)
+    let train = all.rows(idx.filter { $0 % 3 == 0 }), val = all.rows(idx.filter { $0 % 3 == 1 }), test = all.rows(idx.filter { $0 % 3 == 2 })
+    let r = LinearProbe.evaluate("toy", train: train, val: val, test: test)
+    #expect(r.testAccuracy > 0.8, "\(r)")  // chance is 0.25
+    #expect(r.grid.count == LinearProbe.defaultGrid.count)
+    // noise-only features stay near chance
+    let noise = Self.blobs(perClass: 150, classes: 4, width: 32, signal: 0, separation: 0, seed: 10)
+    let n = LinearProbe.evaluate("noise", train: noise.rows(idx.filter { $0 % 3 == 0 }), val: noise.rows(idx.filter { $0 % 3 == 1 }),
+                                 test: noise.rows(idx.filter { $0 % 3 == 2 }))
+    #expect(n.testAccuracy < 0.4, "\(n)")
+  }
+
+  @Test func lowDataPicksNPerClassDeterministically() {
+    let labels = (0..<100).map { $0 % 4 }
+    let a = LinearProbe.labelsPerClass(labels, perClass: 5, seed: 1)
+    #expect(a == LinearProbe.labelsPerClass(labels, perClass: 5, seed: 1))
+    #expect(a != LinearProbe.labelsPerClass(labels, perClass: 5, seed: 2))
+    for k in 0..<4 { #expect(a.filter { labels[$0] == k }.count == 5) }
+  }
+
+  @Test func layerListsParse() throws {
+    #expect(try LinearProbe.parseLayers("all", modelLayers: 4) == [0, 1, 2, 3, 4])
+    #expect(try LinearProbe.parseLayers("1,3", modelLayers: 4) == [1, 3])
+    #expect(try LinearProbe.parseLayers("mid", modelLayers: 6) == [2, 3, 4])
+    #expect(throws: ProbeError.self) { try LinearProbe.parseLayers("7", modelLayers: 4) }
+  }
+
+  @Test func allFeaturesEqualsOneLayerAtATime() throws {
+    Parallel.threads = 2
+    let model = try IGPT(config: ModelConfig(layers: 3, embd: 16, heads: 2, seq: 9, vocab: 5, objective: .ar))
+    model.initialize(seed: 3)
+    var rng = SeededRandom(seed: 4)
+    let tokens = (0..<(2 * 9)).map { _ in Int32(rng.next() % 5) }
+    let all = tokens.withUnsafeBufferPointer { model.allFeatures(tokens: $0.baseAddress!, batch: 2) }
+    #expect(all.count == 4)
+    for l in 0...3 {
+      let one = tokens.withUnsafeBufferPointer { model.features(tokens: $0.baseAddress!, batch: 2, layer: l) }
+      #expect(one == all[l], "layer \(l)")
+    }
+  }
+}
