@@ -27,6 +27,8 @@ struct BenchCommand: ParsableCommand {
   @Option(help: "Seed for parameters and tokens.") var seed: UInt64 = 1
   @Flag(help: "Also report milliseconds per step in each kernel (profile_ms); adds timing overhead.")
   var profile = false
+  @Flag(help: "Also time probe feature extraction (all layers, forward only) on the same batch: features_tokens_per_s and its ratio to training.")
+  var features = false
 
   func validate() throws {
     if threads < 1 { throw ValidationError("--threads must be at least 1") }
@@ -93,6 +95,21 @@ struct BenchCommand: ParsableCommand {
       "loss": loss, "peak_rss_mb": round3(PeakMemory.residentMB()),
     ]
     var output = result
+    if features {
+      var featureTimes: [Double] = []
+      for i in 0..<(steps + 1) {
+        let start = DispatchTime.now().uptimeNanoseconds
+        _ = tokens.withUnsafeBufferPointer { tk in
+          mask.withUnsafeBufferPointer { mk in
+            model.allFeatures(tokens: tk.baseAddress!, mask: objective == .bert ? mk.baseAddress! : nil, batch: batch)
+          }
+        }
+        if i > 0 { featureTimes.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9) }
+      }
+      let featureMedian = featureTimes.sorted()[featureTimes.count / 2]
+      output["features_tokens_per_s"] = round3(tokensPerStep / featureMedian)
+      output["features_vs_training"] = round3(median / featureMedian)
+    }
     if profile {
       output["profile_ms"] = StepProfile.milliseconds.mapValues { round3($0 / Double(steps)) }
     }

@@ -36,6 +36,8 @@ struct ProbeCommand: ParsableCommand {
     @Option(help: "Threads (default: all cores).") var threads: Int?
     @Option(help: "Write the results as JSON here.") var out: String?
 
+    static func pad(_ s: String) -> String { s.count >= 10 ? s : s + String(repeating: " ", count: 10 - s.count) }
+
     func run() throws {
       Parallel.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
       BLAS.setThreads(1)
@@ -76,7 +78,7 @@ struct ProbeCommand: ParsableCommand {
       var results: [LinearProbe.Result] = []
       func probe(_ name: String, _ train: FeatureSet, _ val: FeatureSet, _ test: FeatureSet) {
         let r = LinearProbe.evaluate(name, train: train, val: val, test: test)
-        logLine(String(format: "  %-10@ width %4d  l2 %-6g  train %.4f  val %.4f  %@ %.4f  (%.1f s)", name as NSString, r.width, r.l2,
+        logLine(String(format: "  %@ width %4d  l2 %-6g  train %.4f  val %.4f  %@ %.4f  (%.1f s)", Self.pad(name) as NSString, r.width, r.l2,
                        r.trainAccuracy, r.valAccuracy, split as NSString, r.testAccuracy, r.seconds))
         results.append(r)
       }
@@ -97,7 +99,7 @@ struct ProbeCommand: ParsableCommand {
       let bestLayer = layerResults.max { $0.valAccuracy < $1.valAccuracy }!
       print("layer      width  l2       train    val      \(split)")
       for r in results {
-        print(String(format: "%-10@ %5d  %-7g  %.4f   %.4f   %.4f%@", r.features as NSString, r.width, r.l2, r.trainAccuracy, r.valAccuracy,
+        print(String(format: "%@ %5d  %-7g  %.4f   %.4f   %.4f%@", Self.pad(r.features) as NSString, r.width, r.l2, r.trainAccuracy, r.valAccuracy,
                      r.testAccuracy, (r.features == bestLayer.features ? "  <- best layer (by val)" : "") as NSString))
       }
       if let out {
