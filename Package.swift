@@ -30,7 +30,7 @@ let package = Package(
       swiftSettings: releaseFlags),
     .target(name: "IGPTProbe", dependencies: ["IGPTKernels", "IGPTModel", "IGPTData", "CBLAS"], swiftSettings: releaseFlags),
     .target(
-      name: "IGPTCluster", dependencies: ["IGPTKernels", "IGPTModel", "IGPTData", "IGPTTraining", "CZeroMQ", "CLZ4"],
+      name: "IGPTCluster", dependencies: ["IGPTKernels", "IGPTModel", "IGPTData", "IGPTTraining", "IGPTProbe", "CZeroMQ", "CLZ4"],
       swiftSettings: releaseFlags),
     .executableTarget(
       name: "igpt",

@@ -3,6 +3,7 @@ import Foundation
 import IGPTData
 import IGPTKernels
 import IGPTModel
+import IGPTProbe
 import IGPTTraining
 
 /// The parameter server and scheduler of a cluster run.
@@ -53,6 +54,11 @@ public final class Coordinator {
   public let runHash: UInt64
   public let endpoint: String
   let metrics: MetricsLog
+  /// Probe jobs (queued, running, done) and the one in progress.
+  public let probes: ProbeQueue
+  var probeRun: ProbeRun?
+  let probeLog: MetricsLog
+  var trainingDone = false
   let badInput: RateLimitedLog
   var workers: [Data: WorkerRecord] = [:]
 
@@ -97,6 +103,8 @@ public final class Coordinator {
     valBatches = try trainer.validationMicrobatches()
     metrics = try MetricsLog(path: (options.runDir as NSString).appendingPathComponent("metrics.jsonl"))
     badInput = RateLimitedLog(log: options.log)
+    probes = ProbeQueue(runDir: options.runDir, log: options.log)
+    probeLog = try MetricsLog(path: (options.runDir as NSString).appendingPathComponent("probes.jsonl"))
     scratch = .allocate(capacity: trainer.model.parameterCount)
     // The ZAP handler must be bound before the CURVE server socket, or libzmq admits everyone.
     zap = try options.curve.map { try ZAPHandler(allowPath: $0.allow, log: options.log) }
@@ -131,14 +139,18 @@ public final class Coordinator {
         if trainer.step != lastCheckpointStep { try writeCheckpoint() }
         return .stopped
       }
-      if tasks.allSatisfy(\.done) {
-        if try finishPhase() {
-          finishRun()
-          return .finished
-        }
+      if !trainingDone, tasks.allSatisfy(\.done), try finishPhase() {
+        trainingDone = true
+        if probeRun != nil || probes.next != nil { options.log("training done; finishing the probe jobs") }
+      }
+      tickProbes()
+      if trainingDone && probeRun == nil && probes.next == nil {
+        finishRun()
+        return .finished
       }
       let now = Date()
       assign(now: now)
+      assignProbes(now: now)
       ZMQSocket.poll(zap.map { [socket, $0.socket] } ?? [socket], timeout: 0.05)
       zap?.serve()
       var n = 0
@@ -191,6 +203,11 @@ public final class Coordinator {
     lossSum = 0
     paramsPayload = nil
     validating = s > startStep && !valBatches.isEmpty && trainer.validationDue(afterStep: s)
+    if config.probes.every > 0 && s > startStep && s % config.probes.every == 0 {
+      let p = config.probes
+      let job = probes.add(.init(layers: p.layers, trainImages: p.trainImages, evalImages: p.evalImages), origin: "schedule", step: s)
+      options.log("probe \(job.id) scheduled at step \(s)")
+    }
     if validating {
       valLosses = Array(repeating: nil, count: valBatches.count)
       for (i, mb) in valBatches.enumerated() { addTask(.validation, step: s, micro: i, scale: 1, mb) }
@@ -283,6 +300,80 @@ public final class Coordinator {
     }
   }
 
+  /// Hands probe feature microbatches to workers with spare credit, within the configured share
+  /// of compute time (all of it once training is done).
+  func assignProbes(now: Date) {
+    guard let run = probeRun, !run.evaluating else { return }
+    for w in workers.values.sorted(by: { $0.lastAssigned < $1.lastAssigned }) where (workers[w.id]?.credit ?? 0) > 0 {
+      while let idx = run.queue.first, run.tasks[idx].done { run.queue.removeFirst() }
+      guard let idx = run.queue.first else { return }
+      let withinShare = trainingDone || run.probeSeconds <= config.probes.share * (run.probeSeconds + run.trainingSeconds)
+      guard withinShare else { return }
+      run.queue.removeFirst()
+      if w.haveProbe != run.version {
+        guard send(Message(.params, runHash: runHash, version: run.version, body: run.paramsPayload), to: w.id) else {
+          run.queue.insert(idx, at: 0)
+          continue
+        }
+        workers[w.id]?.haveProbe = run.version
+      }
+      guard send(Message(.task, runHash: runHash, version: run.version, meta: run.tasks[idx].meta, body: run.tasks[idx].body), to: w.id) else {
+        run.queue.insert(idx, at: 0)
+        continue
+      }
+      workers[w.id]?.heldProbe.append(idx)
+      workers[w.id]?.credit -= 1
+      workers[w.id]?.lastAssigned = now
+      run.tasks[idx].sentAt = now
+    }
+  }
+
+  /// Starts the next queued probe job, fits its probes when its features are in, records results.
+  func tickProbes() {
+    if probeRun == nil, let job = probes.next {
+      do {
+        let run = try ProbeRun(job: job, step: trainer.step, model: trainer.model, store: trainer.store,
+                               firstTaskId: (probeRun?.nextTaskId ?? 1) + (UInt64(job.id) << 32))
+        probeRun = run
+        probes.update(job.id) {
+          $0.state = .running
+          $0.step = trainer.step
+        }
+        options.log("probe \(job.id) started on the parameters of step \(trainer.step): \(run.tasks.count) feature microbatches, layers \(job.request.layers)")
+      } catch {
+        probes.update(job.id) {
+          $0.state = .failed
+          $0.error = "\(error)"
+        }
+        options.log("probe \(job.id) failed: \(error)")
+      }
+    }
+    guard let run = probeRun else { return }
+    if run.allFeaturesIn && !run.evaluating { run.evaluate() }
+    guard let outcome = run.finished else { return }
+    probeRun = nil
+    switch outcome {
+    case .success(let results):
+      let best = results.max { $0.valAccuracy < $1.valAccuracy }
+      probes.update(run.jobId) {
+        $0.state = .done
+        $0.results = results
+        $0.bestLayer = best?.features
+        $0.featureSeconds = run.featureSeconds
+      }
+      let job = probes.jobs.first { $0.id == run.jobId }!
+      if let data = try? JSONEncoder().encode(job), let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] {
+        probeLog.append(object)
+      }
+      options.log(job.summary)
+    case .failure(let error):
+      probes.update(run.jobId) {
+        $0.state = .failed
+        $0.error = "\(error)"
+      }
+    }
+  }
+
   /// Drops silent workers (their microbatches go back to the queue) and re-issues microbatches
   /// held too long by a worker that still answers heartbeats (stuck).
   func expire(now: Date) {
@@ -303,6 +394,7 @@ public final class Coordinator {
   func drop(_ id: Data, because why: String) {
     guard let w = workers.removeValue(forKey: id) else { return }
     let back = requeue(w.held)
+    if let run = probeRun { run.queue.insert(contentsOf: w.heldProbe.filter { $0 < run.tasks.count && !run.tasks[$0].done }, at: 0) }
     options.log("worker \(w.label) lost: \(why); \(back) microbatch(es) go to others (\(workers.count) left)")
   }
 
@@ -359,6 +451,8 @@ public final class Coordinator {
     switch m.kind {
     case .hello: hello(m, from: id, address: received.peerAddress)
     case .statusRequest: send(Message(.statusReply, runHash: runHash, version: version, meta: status()), to: id)
+    case .probeSubmit: submitProbe(m, from: id, address: received.peerAddress)
+    case .probeListRequest: send(Message(.probeList, runHash: runHash, meta: Meta.ProbeList(jobs: probes.jobs.reversed())), to: id)
     case .heartbeat, .ready, .result, .fetch:
       guard workers[id] != nil, m.runHash == runHash else {
         badInput.note("\(m.kind) from unknown peer \(received.peerAddress): asking it to say hello")
@@ -371,7 +465,11 @@ public final class Coordinator {
         case .result:
           try result(m, from: id)
         case .fetch:
-          // It lacks the current parameters (it keeps the task it holds and waits for them).
+          // It lacks the parameters of a task it holds (it keeps the task and waits for them).
+          if let run = probeRun, m.version == run.version {
+            if send(Message(.params, runHash: runHash, version: run.version, body: run.paramsPayload), to: id) { workers[id]?.haveProbe = run.version }
+            break
+          }
           if paramsPayload == nil { paramsPayload = GradientCodec.encode(trainer.model.params, count: trainer.model.parameterCount) }
           if send(Message(.params, runHash: runHash, version: version, body: paramsPayload!), to: id) { workers[id]?.have = version }
         default: break
@@ -382,6 +480,28 @@ public final class Coordinator {
     default:
       badInput.note("dropped unexpected \(m.kind) message from \(received.peerAddress)")
     }
+  }
+
+  /// Queues a probe job from an operator; the reply lists jobs, the new one first.
+  func submitProbe(_ m: Message, from id: Data, address: String) {
+    let req: Meta.ProbeSubmit
+    do { req = try m.decodeMeta(Meta.ProbeSubmit.self) } catch {
+      badInput.note("dropped probe submission from \(address): \(error)")
+      return
+    }
+    let p = config.probes
+    let request = ProbeJob.Request(layers: req.layers ?? p.layers, trainImages: req.trainImages ?? p.trainImages,
+                                   evalImages: req.evalImages ?? p.evalImages)
+    do {
+      _ = try LinearProbe.parseLayers(request.layers, modelLayers: trainer.model.config.layers)
+      guard request.trainImages >= 10, request.evalImages >= 10 else { throw ProbeError("probes need at least 10 train and 10 eval images") }
+    } catch {
+      send(Message(.refuse, meta: Meta.Refuse(reason: "\(error)", fatal: false)), to: id)
+      return
+    }
+    let job = probes.add(request, origin: "submitted", step: trainer.step)
+    options.log("probe \(job.id) submitted from \(address): layers \(request.layers), \(request.trainImages) train images")
+    send(Message(.probeList, runHash: runHash, meta: Meta.ProbeList(jobs: [job] + probes.jobs.filter { $0.id != job.id }.reversed())), to: id)
   }
 
   func hello(_ m: Message, from id: Data, address: String) {
@@ -413,6 +533,13 @@ public final class Coordinator {
     }
     requeue(lost)
     workers[id]!.held = kept
+    if let run = probeRun {
+      let lostProbe = workers[id]!.heldProbe.filter { !holding.contains(run.tasks[$0].meta.id) && !run.tasks[$0].done }
+      run.queue.insert(contentsOf: lostProbe, at: 0)
+      workers[id]!.heldProbe.removeAll { lostProbe.contains($0) }
+    } else {
+      workers[id]!.heldProbe = []
+    }
     workers[id]!.credit = max(0, min(r.credit, 4))
     workers[id]!.have = r.have
   }
@@ -420,6 +547,22 @@ public final class Coordinator {
   func result(_ m: Message, from id: Data) throws {
     workers[id]!.credit += 1
     let r = try m.decodeMeta(Meta.Result.self)
+    if r.kind == .features {
+      guard let run = probeRun, m.version == run.version, let idx = run.tasks.firstIndex(where: { $0.meta.id == r.id }) else {
+        staleResults += 1
+        return
+      }
+      workers[id]!.heldProbe.removeAll { $0 == idx }
+      guard !run.tasks[idx].done else { return }
+      do { try run.store(idx, payload: m.body) } catch {
+        run.queue.insert(idx, at: 0)
+        throw error
+      }
+      run.probeSeconds += min(r.seconds, 3600)
+      workers[id]!.microbatchesDone += 1
+      return
+    }
+    if r.kind == .gradient { probeRun?.trainingSeconds += min(r.seconds, 3600) }
     guard m.version == version, r.id >= firstId, r.id < firstId + UInt64(tasks.count) else {
       staleResults += 1
       return
@@ -435,6 +578,8 @@ public final class Coordinator {
     guard !tasks[idx].done else { return }
     guard r.loss.isFinite || t.kind == .validation else { throw ProtocolError("non-finite loss") }
     switch t.kind {
+    case .features:
+      throw ProtocolError("features result for a training task")
     case .validation:
       guard m.body.isEmpty else { throw ProtocolError("validation result with a body") }
       valLosses[t.micro] = r.loss
@@ -476,6 +621,7 @@ public final class Coordinator {
     let every = config.checkpoint.every
     let nextCheckpoint = min(options.end, (s / every + 1) * every)
     queued.append("checkpoint at step \(s % every == 0 && s != lastCheckpointStep ? s : nextCheckpoint)")
+    for job in probes.jobs where job.state == .queued || job.state == .running { queued.append(job.summary) }
     if config.train.valEvery > 0 { queued.append("validation at step \(min(config.train.steps, (s / config.train.valEvery + 1) * config.train.valEvery))") }
     return ClusterStatus(
       runDir: options.runDir, step: s, steps: options.end, loss: trainer.lastLoss, valLoss: trainer.lastValLoss,

@@ -16,10 +16,12 @@ public struct Message: Equatable, Sendable {
   static let magic: [UInt8] = Array("IGPT".utf8)
   /// Parameter version of messages not tied to one.
   public static let noVersion = UInt64.max
+  /// Versions from here up name the parameter snapshot of a probe job (base + job id).
+  public static let probeVersionBase: UInt64 = 1 << 62
 
   public enum Kind: UInt16, Sendable, CaseIterable {
     case hello = 1, welcome, refuse, heartbeat, ready, params, task, result, done, reset
-    case statusRequest, statusReply, fetch
+    case statusRequest, statusReply, fetch, probeSubmit, probeListRequest, probeList
   }
 
   public var kind: Kind

@@ -46,7 +46,7 @@ public enum Meta {
 
   /// Coordinator -> worker: compute one microbatch at the message's parameter version.
   public struct Task: Codable, Sendable {
-    public enum Kind: String, Codable, Sendable { case gradient, validation }
+    public enum Kind: String, Codable, Sendable { case gradient, validation, features }
     public var id: UInt64
     public var kind: Kind
     public var step: Int
@@ -66,6 +66,23 @@ public enum Meta {
     /// The microbatch's loss (mean per token as the model defines it).
     public var loss: Double
     public var seconds: Double
+  }
+
+  /// Operator -> coordinator: queue a probe job (reply: probeList with the job first).
+  public struct ProbeSubmit: Codable, Sendable {
+    public var layers: String?
+    public var trainImages: Int?
+    public var evalImages: Int?
+    public init(layers: String?, trainImages: Int?, evalImages: Int?) {
+      self.layers = layers
+      self.trainImages = trainImages
+      self.evalImages = evalImages
+    }
+  }
+
+  /// Coordinator -> operator: probe jobs, newest first.
+  public struct ProbeList: Codable, Sendable {
+    public var jobs: [ProbeJob]
   }
 
   /// Coordinator -> worker: the run is over.

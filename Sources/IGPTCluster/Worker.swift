@@ -92,6 +92,11 @@ public final class Worker {
   var residual: UnsafeMutablePointer<Float>?
   var have: UInt64?
   var pendingParams: Message?
+  /// The parameter snapshot of a probe job, kept beside the training parameters so probe
+  /// feature tasks and gradient tasks can interleave without re-sending either.
+  var probeModel: IGPT?
+  var haveProbe: UInt64?
+  var pendingProbeParams: Message?
   /// Tasks received and not started, with their decoded meta.
   var pendingTasks: [(message: Message, task: Meta.Task)] = []
   /// Id of the task being computed.
@@ -214,7 +219,7 @@ public final class Worker {
       return .done(step: d)
     case .params:
       guard m.runHash == welcome?.runHash else { return nil }
-      pendingParams = m
+      if m.version >= Message.probeVersionBase { pendingProbeParams = m } else { pendingParams = m }
     case .task:
       guard m.runHash == welcome?.runHash else { return nil }
       do { pendingTasks.append((m, try m.decodeMeta(Meta.Task.self))) } catch {
@@ -271,7 +276,31 @@ public final class Worker {
         have = nil
       }
     }
+    if let p = pendingProbeParams {
+      pendingProbeParams = nil
+      fetchSent = false
+      do {
+        if probeModel?.config != model.config { probeModel = try IGPT(config: model.config) }
+        try GradientCodec.decode(p.body, into: probeModel!.params, count: model.parameterCount)
+        haveProbe = p.version
+      } catch {
+        badInput.note("dropped probe parameters: \(error)")
+        haveProbe = nil
+      }
+    }
     guard let (m, t) = pendingTasks.first else { return }
+    if t.kind == .features {
+      guard m.version == haveProbe, let probeModel else {
+        if !fetchSent {
+          fetchSent = true
+          send(Message(.fetch, runHash: w.runHash, version: m.version))
+        }
+        return
+      }
+      pendingTasks.removeFirst()
+      startJob(m, t, model: probeModel, codec: .lossless, runHash: w.runHash)
+      return
+    }
     if m.version != have {
       if let h = have, m.version < h {
         // Older than the parameters in hand: the coordinator has moved on.
@@ -284,6 +313,11 @@ public final class Worker {
       return
     }
     pendingTasks.removeFirst()
+    startJob(m, t, model: model, codec: w.codec, runHash: w.runHash)
+  }
+
+  /// Checks a task's tokens and computes it on a background thread.
+  func startJob(_ m: Message, _ t: Meta.Task, model: IGPT, codec: RunConfig.GradientCodecKind, runHash: UInt64) {
     let data: (tokens: [Int32], mask: [UInt8])
     do {
       data = try t.decodeBody(m.body, vocab: model.config.vocab)
@@ -295,7 +329,7 @@ public final class Worker {
       return
     }
     let mb = Microbatch(count: t.count, length: t.length, tokens: data.tokens, mask: data.mask)
-    let job = Job(model: model, residual: residual, codec: w.codec, runHash: w.runHash, version: m.version, task: t, microbatch: mb)
+    let job = Job(model: model, residual: residual, codec: codec, runHash: runHash, version: m.version, task: t, microbatch: mb)
     let handoff = slot
     handoff.lock.withLock { handoff.busy = true }
     computing = t.id
@@ -326,6 +360,15 @@ public final class Worker {
           : GradientCodec.encode(model.grads, count: model.parameterCount)
       case .validation:
         loss = Gradient.loss(model: model, microbatch: microbatch)
+      case .features:
+        // (L + 1) layers x count x C, layer-major
+        let f = microbatch.tokens.withUnsafeBufferPointer { tk in
+          microbatch.mask.withUnsafeBufferPointer { mk in
+            model.allFeatures(tokens: tk.baseAddress!, mask: microbatch.mask.isEmpty ? nil : mk.baseAddress, batch: microbatch.count)
+          }
+        }.flatMap { $0 }
+        body = f.withUnsafeBufferPointer { GradientCodec.encode($0.baseAddress!, count: f.count) }
+        loss = 0
       }
       let meta = Meta.Result(id: task.id, kind: task.kind, step: task.step, micro: task.micro, loss: loss,
                              seconds: Date().timeIntervalSince(start))

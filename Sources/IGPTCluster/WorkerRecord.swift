@@ -13,6 +13,10 @@ struct WorkerRecord {
   var have: UInt64?
   /// Indices of the current phase's tasks it holds (computing or queued there).
   var held: [Int] = []
+  /// Indices of the running probe job's feature tasks it holds.
+  var heldProbe: [Int] = []
+  /// Probe parameter snapshot it was last sent.
+  var haveProbe: UInt64?
   /// More tasks it can take now (it computes one and keeps the next at hand).
   var credit = 0
   var microbatchesDone = 0

@@ -80,6 +80,31 @@ public struct RunConfig: Codable, Equatable, Sendable {
     }
   }
 
+  /// Linear-probe jobs a coordinator runs on a schedule (and the defaults of submitted ones).
+  public struct Probes: Codable, Equatable, Sendable {
+    /// Queue a probe every N steps (0 = only when submitted).
+    public var every = 0
+    /// all, mid, or a list such as "1,4,7".
+    public var layers = "mid"
+    /// Train images the probe fits on (from the start of the train split).
+    public var trainImages = 5000
+    /// Val and test images (from the start of those splits).
+    public var evalImages = 2000
+    /// Largest share of the workers' compute time probe feature extraction may take.
+    public var share = 0.25
+
+    public init() {}
+
+    public init(from decoder: Decoder) throws {
+      let c = try decoder.container(keyedBy: CodingKeys.self)
+      every = try c.decodeIfPresent(Int.self, forKey: .every) ?? every
+      layers = try c.decodeIfPresent(String.self, forKey: .layers) ?? layers
+      trainImages = try c.decodeIfPresent(Int.self, forKey: .trainImages) ?? trainImages
+      evalImages = try c.decodeIfPresent(Int.self, forKey: .evalImages) ?? evalImages
+      share = try c.decodeIfPresent(Double.self, forKey: .share) ?? share
+    }
+  }
+
   /// Gradient encodings on the wire.
   public enum GradientCodecKind: String, Codable, Sendable, CaseIterable {
     case lossless, bf16
@@ -90,6 +115,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
   public var train = Train()
   public var checkpoint = Checkpoint()
   public var cluster = Cluster()
+  public var probes = Probes()
 
   public init() {}
 
@@ -101,6 +127,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
     train = try c.decodeIfPresent(Train.self, forKey: .train) ?? Train()
     checkpoint = try c.decodeIfPresent(Checkpoint.self, forKey: .checkpoint) ?? Checkpoint()
     cluster = try c.decodeIfPresent(Cluster.self, forKey: .cluster) ?? Cluster()
+    probes = try c.decodeIfPresent(Probes.self, forKey: .probes) ?? Probes()
   }
 
   /// state.json bytes whose `config` lacks settings added since it was written, with those
@@ -133,7 +160,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
       throw ConfigError("\(name): the top level must be a mapping of sections")
     }
     let r = Reader(file: name)
-    try r.onlyKeys(top, ["model", "data", "train", "checkpoint", "cluster"], at: "")
+    try r.onlyKeys(top, ["model", "data", "train", "checkpoint", "cluster", "probes"], at: "")
     if let m = try r.section(top, "model") {
       try r.onlyKeys(m, ["layers", "embd", "heads", "objective", "seq", "vocab"], at: "model")
       c.model.layers = try r.int(m, "layers", at: "model") ?? c.model.layers
@@ -196,6 +223,14 @@ public struct RunConfig: Codable, Equatable, Sendable {
       c.cluster.heartbeatMisses = try r.int(k, "heartbeat_misses", at: "cluster") ?? c.cluster.heartbeatMisses
       c.cluster.taskTimeout = try r.double(k, "task_timeout", at: "cluster") ?? c.cluster.taskTimeout
     }
+    if let k = try r.section(top, "probes") {
+      try r.onlyKeys(k, ["every", "layers", "train_images", "eval_images", "share"], at: "probes")
+      c.probes.every = try r.int(k, "every", at: "probes") ?? c.probes.every
+      if let l = k["layers"] { c.probes.layers = "\(l)" }
+      c.probes.trainImages = try r.int(k, "train_images", at: "probes") ?? c.probes.trainImages
+      c.probes.evalImages = try r.int(k, "eval_images", at: "probes") ?? c.probes.evalImages
+      c.probes.share = try r.double(k, "share", at: "probes") ?? c.probes.share
+    }
     try c.validate(name: name)
     return c
   }
@@ -236,6 +271,10 @@ public struct RunConfig: Codable, Equatable, Sendable {
               "must be in (0, 60] seconds (got \(cluster.heartbeatInterval))")
     try check(cluster.heartbeatMisses >= 2, "cluster.heartbeat_misses", "must be at least 2 (got \(cluster.heartbeatMisses))")
     try check(cluster.taskTimeout > 0, "cluster.task_timeout", "must be positive seconds (got \(cluster.taskTimeout))")
+    try check(probes.every >= 0, "probes.every", "must be at least 0 (0 = only submitted probes)")
+    try check(probes.trainImages >= 10, "probes.train_images", "must be at least 10")
+    try check(probes.evalImages >= 10, "probes.eval_images", "must be at least 10")
+    try check(probes.share > 0 && probes.share <= 1, "probes.share", "must be in (0, 1] (got \(probes.share))")
     try check(checkpoint.keep >= 1, "checkpoint.keep", "must be at least 1 (got \(checkpoint.keep))")
   }
 

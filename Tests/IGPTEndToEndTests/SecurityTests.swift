@@ -139,3 +139,24 @@ import Testing
     }
   }
 }
+
+extension SecurityTests {
+  @Test func anUnlistedOperatorCannotQueueAProbe() throws {
+    let s = try ClusterTests.setUp("sec-probe")
+    let k = try Self.keys("sec-probe-keys")
+    let port = 5831
+    let c = try ClusterProcess("coordinator", ["coordinator", "--config", s.config, "--run", s.dir + "/c", "--bind", "tcp://127.0.0.1:\(port)",
+                                               "--secret-key", k.secret("coordinator"), "--allow", k.allow], logDir: s.dir)
+    defer { c.kill() }
+    let denied = try IGPTBinary.run(["probe", "submit", "--coordinator", "tcp://127.0.0.1:\(port)", "--timeout", "2",
+                                     "--secret-key", k.secret("intruder"), "--server-key", k.pub("coordinator")])
+    #expect(denied.status != 0 && denied.stderr.contains("no answer"), "\(denied.stderr)")
+    let listed = try IGPTBinary.run(["probe", "list", "--coordinator", "tcp://127.0.0.1:\(port)", "--json",
+                                     "--secret-key", k.secret("op"), "--server-key", k.pub("coordinator")])
+    #expect(listed.status == 0 && listed.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "[]", "\(listed.stdout)\(listed.stderr)")
+    let allowed = try IGPTBinary.run(["probe", "submit", "--coordinator", "tcp://127.0.0.1:\(port)", "--layers", "1",
+                                      "--secret-key", k.secret("op"), "--server-key", k.pub("coordinator")])
+    #expect(allowed.status == 0 && allowed.stdout.contains("queued probe 1"), "\(allowed.stderr)")
+    #expect(!FileManager.default.contents(atPath: s.dir + "/c/probe-jobs.json").map { String(decoding: $0, as: UTF8.self) }!.contains("\"id\" : 2"))
+  }
+}

@@ -1,0 +1,100 @@
+import Foundation
+import IGPTData
+import IGPTProbe
+
+/// A linear-probe evaluation queued on a coordinator: which layers, on how many images, and
+/// (once done) the accuracies. Jobs are kept in RUN/probe-jobs.json, so queued and running jobs
+/// survive a coordinator restart (a running job starts over at the step it resumes at).
+public struct ProbeJob: Codable, Sendable {
+  public enum State: String, Codable, Sendable { case queued, running, done, failed }
+
+  public struct Request: Codable, Sendable {
+    public var layers: String
+    public var trainImages: Int
+    public var evalImages: Int
+    public init(layers: String, trainImages: Int, evalImages: Int) {
+      self.layers = layers
+      self.trainImages = trainImages
+      self.evalImages = evalImages
+    }
+  }
+
+  public var id: Int
+  public var state: State
+  public var request: Request
+  /// "schedule" or "submitted".
+  public var origin: String
+  public var submittedAtStep: Int
+  /// The step whose parameters the job uses (set when it starts).
+  public var step: Int?
+  public var results: [LinearProbe.Result]
+  public var bestLayer: String?
+  public var error: String?
+  public var featureSeconds: Double?
+
+  /// One line for `igpt probe list` and `igpt status`.
+  public var summary: String {
+    var s = "probe \(id) [\(state.rawValue)] layers \(request.layers), \(request.trainImages) train images (\(origin) at step \(submittedAtStep))"
+    if let step { s += ", parameters of step \(step)" }
+    if let best = results.first(where: { $0.features == bestLayer }) {
+      s += String(format: ": best layer %@, test accuracy %.4f", best.features, best.testAccuracy)
+    }
+    if let error { s += ": \(error)" }
+    return s
+  }
+}
+
+/// The coordinator's probe jobs, persisted atomically on every change.
+public final class ProbeQueue {
+  public private(set) var jobs: [ProbeJob] = []
+  let path: String
+
+  /// Loads RUN/probe-jobs.json if present; jobs that were running go back to the queue.
+  public init(runDir: String, log: (String) -> Void) {
+    path = (runDir as NSString).appendingPathComponent("probe-jobs.json")
+    if let data = FileManager.default.contents(atPath: path) {
+      do {
+        jobs = try JSONDecoder().decode([ProbeJob].self, from: data)
+        for i in jobs.indices where jobs[i].state == .running {
+          jobs[i].state = .queued
+          jobs[i].step = nil
+        }
+        let waiting = jobs.filter { $0.state == .queued }.count
+        if waiting > 0 { log("probe jobs: \(waiting) queued from \(path)") }
+      } catch {
+        log("warning: \(path) unreadable (\(error)); starting with no probe jobs")
+      }
+    }
+  }
+
+  @discardableResult
+  public func add(_ request: ProbeJob.Request, origin: String, step: Int) -> ProbeJob {
+    let job = ProbeJob(id: (jobs.map(\.id).max() ?? 0) + 1, state: .queued, request: request, origin: origin,
+                       submittedAtStep: step, step: nil, results: [], bestLayer: nil, error: nil, featureSeconds: nil)
+    jobs.append(job)
+    save()
+    return job
+  }
+
+  public func update(_ id: Int, _ change: (inout ProbeJob) -> Void) {
+    guard let i = jobs.firstIndex(where: { $0.id == id }) else { return }
+    change(&jobs[i])
+    save()
+  }
+
+  public var next: ProbeJob? { jobs.first { $0.state == .queued } }
+
+  func save() {
+    let e = JSONEncoder()
+    e.outputFormatting = [.prettyPrinted, .sortedKeys]
+    guard let data = try? e.encode(jobs) else { return }
+    // temp file in the same directory, fsync, rename: a crash leaves the old or the new list
+    let tmp = path + ".tmp"
+    FileManager.default.createFile(atPath: tmp, contents: data)
+    if let h = FileHandle(forWritingAtPath: tmp) {
+      try? h.synchronize()
+      try? h.close()
+    }
+    _ = rename(tmp, path)
+  }
+}

@@ -1,0 +1,76 @@
+import Foundation
+import IGPTTestSupport
+import Testing
+
+/// Probe jobs on a running cluster: submitted, scheduled, listed, and kept across a coordinator kill.
+@Suite(.serialized) struct ProbeJobTests {
+  func list(_ port: Int, extra: [String] = []) throws -> [[String: Any]] {
+    let r = try IGPTBinary.run(["probe", "list", "--coordinator", "tcp://127.0.0.1:\(port)", "--json"] + extra)
+    guard r.status == 0 else { return [] }
+    return (try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]]) ?? []
+  }
+
+  @Test func aSubmittedProbeCompletesWhileTrainingAndIsListed() throws {
+    let s = try ClusterTests.setUp("probe-submit", steps: 600)
+    let port = 5841
+    let c = try ClusterProcess("coordinator", ["coordinator", "--config", s.config, "--run", s.dir + "/p", "--bind", "tcp://127.0.0.1:\(port)"],
+                               logDir: s.dir)
+    let sub = try IGPTBinary.run(["probe", "submit", "--coordinator", "tcp://127.0.0.1:\(port)", "--layers", "1,2", "--train-images", "40",
+                                  "--eval-images", "10"])
+    #expect(sub.status == 0 && sub.stdout.contains("queued probe 1"), "\(sub.stdout)\(sub.stderr)")
+    let bad = try IGPTBinary.run(["probe", "submit", "--coordinator", "tcp://127.0.0.1:\(port)", "--layers", "9"])
+    #expect(bad.status != 0 && bad.stderr.contains("--layers 9"), "\(bad.stderr)")
+    let w = try ClusterProcess("w", ["worker", "--connect", "tcp://127.0.0.1:\(port)", "--give-up-after", "30"], logDir: s.dir)
+    #expect(ClusterProcess.waitFor(timeout: 60) { (try? list(port).first?["state"] as? String) == "done" }, "\(c.log)")
+    let job = try #require(try list(port).first)
+    let results = job["results"] as? [[String: Any]] ?? []
+    #expect(results.map { $0["features"] as? String } == ["1", "2"])
+    #expect(results.allSatisfy { ($0["testAccuracy"] as? Double ?? -1) >= 0 })
+    #expect(job["step"] as? Int != nil)
+    #expect(c.wait(timeout: 120) == 0, "\(c.log)")
+    #expect(w.wait(timeout: 10) == 0)
+    let lines = try String(contentsOfFile: s.dir + "/p/probes.jsonl", encoding: .utf8).split(separator: "\n")
+    #expect(lines.count == 1 && lines[0].contains("\"bestLayer\""))
+    // the probe's feature work did not change training: same model as igpt train
+    let last = s.dir + "/p/checkpoints/" + String(format: "step-%08d", s.steps)
+    #expect(FileManager.default.contents(atPath: last + "/model.safetensors") == s.reference.model)
+  }
+
+  @Test func queuedJobsSurviveACoordinatorKill() throws {
+    let s = try ClusterTests.setUp("probe-restart")
+    let port = 5851
+    let run = s.dir + "/q"
+    // No worker yet: the job stays queued.
+    let c1 = try ClusterProcess("c1", ["coordinator", "--config", s.config, "--run", run, "--bind", "tcp://127.0.0.1:\(port)"], logDir: s.dir)
+    let sub = try IGPTBinary.run(["probe", "submit", "--coordinator", "tcp://127.0.0.1:\(port)", "--layers", "2", "--train-images", "40"])
+    #expect(sub.status == 0, "\(sub.stderr)")
+    c1.kill(SIGKILL)
+    c1.wait(timeout: 10)
+    let c2 = try ClusterProcess("c2", ["coordinator", "--config", s.config, "--run", run, "--bind", "tcp://127.0.0.1:\(port)", "--resume"],
+                                logDir: s.dir)
+    // back in the queue, and started again (on the resumed parameters) as soon as it can be
+    #expect(ClusterProcess.waitFor(timeout: 20) { ["queued", "running"].contains((try? list(port).first?["state"] as? String) ?? "") }, "\(c2.log)")
+    #expect(c2.log.contains("1 queued"))
+    let w = try ClusterProcess("w", ["worker", "--connect", "tcp://127.0.0.1:\(port)", "--give-up-after", "30"], logDir: s.dir)
+    #expect(c2.wait(timeout: 120) == 0, "\(c2.log)")
+    w.wait(timeout: 10)
+    let jobs = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: run + "/probe-jobs.json"))) as? [[String: Any]] ?? []
+    #expect(jobs.count == 1 && jobs.first?["state"] as? String == "done", "\(jobs)")
+  }
+
+  @Test func aScheduledProbeRunsEveryNSteps() throws {
+    let s = try ClusterTests.setUp("probe-schedule")
+    let port = 5861
+    let config = s.dir + "/scheduled.yaml"
+    try (String(contentsOfFile: s.config, encoding: .utf8) + "\nprobes: {every: 60, layers: \"2\", train_images: 40, eval_images: 10}\n")
+      .write(toFile: config, atomically: true, encoding: .utf8)
+    let c = try ClusterProcess("c", ["coordinator", "--config", config, "--run", s.dir + "/sch", "--bind", "tcp://127.0.0.1:\(port)"], logDir: s.dir)
+    let w = try ClusterProcess("w", ["worker", "--connect", "tcp://127.0.0.1:\(port)", "--give-up-after", "30"], logDir: s.dir)
+    #expect(c.wait(timeout: 120) == 0, "\(c.log)")
+    w.wait(timeout: 10)
+    let lines = try String(contentsOfFile: s.dir + "/sch/probes.jsonl", encoding: .utf8).split(separator: "\n")
+    // steps 60 and 120, each on the parameters of the step it started at
+    #expect(lines.count == 2, "\(c.log)")
+    #expect(lines.allSatisfy { $0.contains("\"origin\":\"schedule\"") })
+  }
+}
