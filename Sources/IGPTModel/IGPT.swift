@@ -80,12 +80,13 @@ public final class IGPT {
   @discardableResult
   public func forwardBackward(
     tokens: UnsafePointer<Int32>, mask: UnsafePointer<UInt8>? = nil, batch B: Int,
-    length: Int? = nil, lossScale: Float = 1
+    length: Int? = nil, lossScale: Float = 1,
+    finalNormGradient: ((_ lnf: UnsafePointer<Float>, _ dlnf: UnsafeMutablePointer<Float>) -> Void)? = nil
   ) -> Double {
     let T = length ?? config.seq
     let a = activations(B, T)
     let loss = forward(a, tokens: tokens, mask: mask, B: B, T: T, lossScale: lossScale)
-    backward(a, tokens: tokens, mask: mask, B: B, T: T)
+    backward(a, tokens: tokens, mask: mask, B: B, T: T, finalNormGradient: finalNormGradient)
     return loss
   }
 
@@ -210,8 +211,11 @@ public final class IGPT {
     }
   }
 
+  /// `finalNormGradient` (fine-tuning) sees ln_f's output (B, T, C) and adds the gradient of
+  /// another loss on it (a classifier's) into dlnf before the backward pass continues.
   private func backward(
-    _ a: Activations, tokens: UnsafePointer<Int32>, mask: UnsafePointer<UInt8>?, B: Int, T: Int
+    _ a: Activations, tokens: UnsafePointer<Int32>, mask: UnsafePointer<UInt8>?, B: Int, T: Int,
+    finalNormGradient: ((UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void)? = nil
   ) {
     let C = config.embd, H = config.heads, V = config.vocab, N = B * T, L = config.layers
     let p = params, g = grads
@@ -225,6 +229,7 @@ public final class IGPT {
         dx: a.dln, dw: g + layout.wtet, dlogits: a.logits, x: a.lnf, w: p + layout.wtet,
         N: N, C: C, V: V)
     }
+    finalNormGradient?(a.lnf, a.dln)
     let dres = a.dresidual
     dres.update(repeating: 0, count: N * C)
     StepProfile.measure("rmsnorm_backward") {

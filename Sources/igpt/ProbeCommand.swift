@@ -89,6 +89,48 @@ struct ProbeCommand: ParsableCommand {
     @Option(help: "Seed (low-data sampling, BERT masks).") var seed: UInt64 = 0
     @Option(help: "Threads (default: all cores).") var threads: Int?
     @Option(help: "Write the results as JSON here.") var out: String?
+    @Flag(help: "Fine-tune instead: a zero-initialised classifier on mean(norm_f(h_L)) trained with the model (L_GEN + L_CLF), Adam at a constant rate, early stopping on val.")
+    var finetune = false
+    @Flag(name: .customLong("clf-only"), help: "Fine-tune on L_CLF alone (no generative loss).") var clfOnly = false
+    @Option(name: .customLong("finetune-steps"), help: "Most fine-tuning steps.") var finetuneSteps = 1000
+    @Option(name: .customLong("finetune-lr"), help: "Fine-tuning learning rate (the paper: often 10x below pretraining's).")
+    var finetuneLR = 3e-4
+    @Option(name: .customLong("finetune-out"), help: "Directory for the fine-tuned checkpoint (model.safetensors, classifier.safetensors, finetune.json).")
+    var finetuneOut: String?
+
+    func runFineTune(model: IGPT, store: TokenStore, train: TokenSplit, trainIdx: [Int], val: TokenSplit, valIdx: [Int],
+                     test: TokenSplit, testIdx: [Int]) throws {
+      let classes = (try (trainIdx.map { Int(try train.label($0)) } + valIdx.map { Int(try val.label($0)) }).max() ?? 0) + 1
+      let tuner = FineTuner(model: model, classes: classes)
+      var o = FineTuner.Options()
+      o.steps = finetuneSteps
+      o.learningRate = finetuneLR
+      o.generative = !clfOnly
+      o.batch = min(batch, 32)
+      o.seed = seed
+      let report = try tuner.run(train: train, trainIndices: trainIdx, val: val, valIndices: valIdx, test: test, testIndices: testIdx,
+                                 options: o, log: logLine)
+      print(String(format: "fine-tuned (%@): best val accuracy %.4f at step %d; %@ accuracy %.4f; train accuracy %.4f",
+                   (clfOnly ? "L_CLF" : "L_GEN + L_CLF") as NSString, report.valAccuracy, report.bestStep, split as NSString,
+                   report.testAccuracy, report.trainAccuracy))
+      if let dir = finetuneOut {
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let modelBytes = try model.huggingFaceSafetensors(extraMetadata: ["finetuned_from": checkpoint])
+        let C = model.config.embd
+        let clf = try tuner.wclf.withUnsafeBufferPointer { w in
+          try tuner.bclf.withUnsafeBufferPointer { b in
+            try Safetensors.encode([.init(name: "wclf", shape: [C, classes], data: w), .init(name: "bclf", shape: [classes], data: b)],
+                                   metadata: ["input": "mean over positions of ln_f output", "classes": "\(classes)"])
+          }
+        }
+        try modelBytes.write(to: URL(fileURLWithPath: dir + "/model.safetensors"), options: .atomic)
+        try clf.write(to: URL(fileURLWithPath: dir + "/classifier.safetensors"), options: .atomic)
+        let e = JSONEncoder()
+        e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try e.encode(report).write(to: URL(fileURLWithPath: dir + "/finetune.json"), options: .atomic)
+        logLine("wrote \(dir)/model.safetensors, classifier.safetensors, finetune.json")
+      }
+    }
 
     static func pad(_ s: String) -> String { s.count >= 10 ? s : s + String(repeating: " ", count: 10 - s.count) }
 
@@ -111,6 +153,11 @@ struct ProbeCommand: ParsableCommand {
       let valIdx = Array(0..<valSplit.count), testIdx = Array(0..<testSplit.count)
       logLine("igpt probe: \(resolved.description), layers \(chosen.map(String.init).joined(separator: ",")) of \(model.config.layers); \(trainIdx.count) train, \(valIdx.count) val, \(testIdx.count) \(split) images")
 
+      if finetune {
+        try runFineTune(model: model, store: store, train: trainSplit, trainIdx: trainIdx, val: valSplit, valIdx: valIdx,
+                        test: testSplit, testIdx: testIdx)
+        return
+      }
       var extractor = FeatureExtractor(model: model)
       extractor.batch = batch
       extractor.masks = masks

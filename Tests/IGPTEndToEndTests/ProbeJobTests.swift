@@ -74,3 +74,27 @@ import Testing
     #expect(lines.allSatisfy { $0.contains("\"origin\":\"schedule\"") })
   }
 }
+
+extension ProbeJobTests {
+  @Test func probeRunAndFineTuneOnOneHost() throws {
+    let s = try ClusterTests.setUp("probe-run")
+    let ref = s.dir + "/reference"
+    let r = try IGPTBinary.run(["probe", "run", "--checkpoint", ref, "--layers", "all", "--raw-pixels", "--concat", "2", "--out", s.dir + "/p.json"])
+    #expect(r.status == 0, "\(r.stderr)")
+    #expect(r.stdout.contains("<- best layer"))
+    let j = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: s.dir + "/p.json"))) as? [String: Any] ?? [:]
+    let names = (j["results"] as? [[String: Any]] ?? []).compactMap { $0["features"] as? String }
+    #expect(names.prefix(3) == ["0", "1", "2"] && names.contains("pixels") && names.contains { $0.contains("+") }, "\(names)")
+    #expect((j["featureTokensPerSecond"] as? Double ?? 0) > 0)
+    let low = try IGPTBinary.run(["probe", "run", "--checkpoint", ref, "--layers", "1", "--labels-per-class", "3"])
+    #expect(low.status == 0 && low.stderr.contains("6 train"), "\(low.stderr)")
+    let ft = try IGPTBinary.run(["probe", "run", "--checkpoint", ref, "--finetune", "--finetune-steps", "20", "--finetune-out", s.dir + "/ft"])
+    #expect(ft.status == 0 && ft.stdout.contains("fine-tuned (L_GEN + L_CLF)"), "\(ft.stderr)")
+    for f in ["model.safetensors", "classifier.safetensors", "finetune.json"] {
+      #expect(FileManager.default.fileExists(atPath: s.dir + "/ft/" + f), "\(f)")
+    }
+    // the fine-tuned model loads like any checkpoint
+    let e = try IGPTBinary.run(["eval", "--checkpoint", s.dir + "/ft/model.safetensors", "--split", "test", "--data", s.store])
+    #expect(e.status == 0, "\(e.stderr)")
+  }
+}
