@@ -6,7 +6,7 @@ import IGPTKernels
 /// accuracy, and report train / val / test accuracy.
 public enum LinearProbe {
   /// L2 strengths tried, strongest first.
-  public static let defaultGrid: [Double] = [1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5]
+  public static let defaultGrid: [Double] = [1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5, 3e-6, 1e-6]
 
   public struct Result: Codable, Sendable {
     /// "3", "2+3+4" (concatenated layers) or "pixels".
