@@ -30,10 +30,11 @@ demo: build
 	@echo "samples:      runs/demo/samples.png"
 	@echo "completions:  runs/demo/completions.png (left original, right: top half kept, bottom sampled)"
 
-## bench-cluster: igpt train vs coordinator + 1 worker, plaintext and CURVE, side by side (tiny config)
+## bench-cluster: igpt train vs coordinator + 1 worker, plaintext and CURVE, and training with a probe job running, side by side (tiny config)
 bench-cluster: build
 	@[ -d data/fmnist14 ] || .build/release/igpt prepare --dataset fashion-mnist --resolution 14 --palette 16 --out data/fmnist14
 	bash cluster/bench.sh configs/fashion-mnist-tiny.yaml 60 3
+	bash cluster/bench-probe-share.sh configs/fashion-mnist-tiny.yaml 80 2
 	.build/release/igpt bench-codec --config configs/fashion-mnist-tiny.yaml
 
 ## cluster-test: coordinator and workers in their own network namespaces (needs root): a worker killed, one joining, model byte-identical to igpt train
