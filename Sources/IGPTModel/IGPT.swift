@@ -363,11 +363,24 @@ public final class IGPT {
       let normed = l < config.layers ? a.ln1 + l * N * C : a.lnf
       var out = [Float](repeating: 0, count: B * C)
       out.withUnsafeMutableBufferPointer { o in
+        // Sum over positions 16 channels at a time (each lane adds in position order, so the
+        // result equals the scalar loop of `features`), then divide by T.
+        let vec = C / 16 * 16
         for b in 0..<B {
           let dst = o.baseAddress! + b * C
           for t in 0..<T {
             let row = normed + (b * T + t) * C
-            for c in 0..<C { dst[c] += row[c] }
+            var c = 0
+            while c < vec {
+              let acc = UnsafeRawPointer(dst + c).loadUnaligned(as: SIMD16<Float>.self)
+                + UnsafeRawPointer(row + c).loadUnaligned(as: SIMD16<Float>.self)
+              UnsafeMutableRawPointer(dst + c).storeBytes(of: acc, as: SIMD16<Float>.self)
+              c += 16
+            }
+            while c < C {
+              dst[c] += row[c]
+              c += 1
+            }
           }
           for c in 0..<C { dst[c] /= Float(T) }
         }

@@ -95,9 +95,14 @@ struct BenchCommand: ParsableCommand {
       "loss": loss, "peak_rss_mb": round3(PeakMemory.residentMB()),
     ]
     var output = result
+    if profile {
+      output["profile_ms"] = StepProfile.milliseconds.mapValues { round3($0 / Double(steps)) }
+    }
     if features {
       var featureTimes: [Double] = []
+      StepProfile.reset()
       for i in 0..<(steps + 1) {
+        StepProfile.enabled = profile && i > 0
         let start = DispatchTime.now().uptimeNanoseconds
         _ = tokens.withUnsafeBufferPointer { tk in
           mask.withUnsafeBufferPointer { mk in
@@ -106,12 +111,11 @@ struct BenchCommand: ParsableCommand {
         }
         if i > 0 { featureTimes.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9) }
       }
+      StepProfile.enabled = false
+      if profile { output["features_profile_ms"] = StepProfile.milliseconds.mapValues { round3($0 / Double(steps)) } }
       let featureMedian = featureTimes.sorted()[featureTimes.count / 2]
       output["features_tokens_per_s"] = round3(tokensPerStep / featureMedian)
       output["features_vs_training"] = round3(median / featureMedian)
-    }
-    if profile {
-      output["profile_ms"] = StepProfile.milliseconds.mapValues { round3($0 / Double(steps)) }
     }
     let data = try JSONSerialization.data(withJSONObject: output, options: [.sortedKeys])
     print(String(decoding: data, as: UTF8.self))
