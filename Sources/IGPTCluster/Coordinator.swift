@@ -644,14 +644,7 @@ public final class Coordinator {
     }
     let e = JSONEncoder()
     e.outputFormatting = .sortedKeys
-    var c = config
-    c.cluster.secretKey = nil
-    c.cluster.serverKey = nil
-    c.cluster.allow = nil
-    c.data.store = ""
-    c.checkpoint.every = 1
-    c.checkpoint.keep = 1
-    let bytes = (try? e.encode(Identity(config: c, model: model, palette: palette))) ?? Data()
+    let bytes = (try? e.encode(Identity(config: sharedSettings(config), model: model, palette: palette))) ?? Data()
     var h: UInt64 = 0xCBF2_9CE4_8422_2325
     for b in bytes {
       h ^= UInt64(b)
@@ -660,16 +653,23 @@ public final class Coordinator {
     return h
   }
 
+  /// The config without what is local to one host or to the coordinator alone (key files, the
+  /// store's path, the checkpoint and probe schedules): what identifies a run to its workers.
+  static func sharedSettings(_ config: RunConfig) -> RunConfig {
+    var c = config
+    c.cluster.secretKey = nil
+    c.cluster.serverKey = nil
+    c.cluster.allow = nil
+    c.data.store = ""
+    c.checkpoint = RunConfig.Checkpoint()
+    c.probes = RunConfig.Probes()
+    return c
+  }
+
   /// The first setting that makes a worker's config incompatible with the coordinator's, or nil.
   static func difference(mine: RunConfig, theirs: RunConfig) -> String? {
     func flat(_ c: RunConfig) -> [String: String] {
-      var c = c
-      c.cluster.secretKey = nil
-      c.cluster.serverKey = nil
-      c.cluster.allow = nil
-      c.data.store = ""
-      c.checkpoint.every = 1
-    c.checkpoint.keep = 1
+      var c = sharedSettings(c)
       c.train.threads = 0
       c.train.logEvery = 1
       c.train.steps = 1

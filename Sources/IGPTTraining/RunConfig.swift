@@ -46,6 +46,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
   public struct Checkpoint: Codable, Equatable, Sendable {
     public var every = 500
     public var keep = 3
+    public init() {}
   }
 
   /// How a coordinator and its workers talk (igpt coordinator / igpt worker).

@@ -132,6 +132,16 @@ struct ProbeCommand: ParsableCommand {
       }
     }
 
+    func validate() throws {
+      if batch < 1 { throw ValidationError("--batch must be at least 1") }
+      if masks < 1 { throw ValidationError("--masks must be at least 1") }
+      if concat < 0 { throw ValidationError("--concat must be at least 0") }
+      if let limit, limit < 10 { throw ValidationError("--limit must be at least 10 images") }
+      if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+      if finetuneSteps < 1 { throw ValidationError("--finetune-steps must be at least 1") }
+      if !(finetuneLR > 0 && finetuneLR.isFinite) { throw ValidationError("--finetune-lr must be positive") }
+    }
+
     static func pad(_ s: String) -> String { s.count >= 10 ? s : s + String(repeating: " ", count: 10 - s.count) }
 
     func run() throws {

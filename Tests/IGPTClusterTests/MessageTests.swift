@@ -65,6 +65,8 @@ import Testing
     var b = a
     b.train.threads = 4  // per-host settings may differ
     b.data.store = "/elsewhere"
+    b.probes.every = 100  // coordinator-only schedules do not matter either
+    b.checkpoint.every = 7
     #expect(Coordinator.difference(mine: a, theirs: b) == nil)
     b.train.lr = 0.02
     #expect(Coordinator.difference(mine: a, theirs: b)?.hasPrefix("train.lr") == true)

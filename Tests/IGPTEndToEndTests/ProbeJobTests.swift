@@ -86,6 +86,8 @@ extension ProbeJobTests {
     let names = (j["results"] as? [[String: Any]] ?? []).compactMap { $0["features"] as? String }
     #expect(names.prefix(3) == ["0", "1", "2"] && names.contains("pixels") && names.contains { $0.contains("+") }, "\(names)")
     #expect((j["featureTokensPerSecond"] as? Double ?? 0) > 0)
+    let zero = try IGPTBinary.run(["probe", "run", "--checkpoint", ref, "--batch", "0"])
+    #expect(zero.status != 0 && zero.stderr.contains("--batch must be at least 1"), "\(zero.stderr)")
     let low = try IGPTBinary.run(["probe", "run", "--checkpoint", ref, "--layers", "1", "--labels-per-class", "3"])
     #expect(low.status == 0 && low.stderr.contains("6 train"), "\(low.stderr)")
     let ft = try IGPTBinary.run(["probe", "run", "--checkpoint", ref, "--finetune", "--finetune-steps", "20", "--finetune-out", s.dir + "/ft"])
