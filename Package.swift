@@ -1,8 +1,43 @@
 // swift-tools-version:6.0
+import Foundation
 import PackageDescription
 
-/// Release builds drop Swift's runtime checks in the numeric hot loops (platform-notes.md).
-let releaseFlags: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+/// The CPU the numeric kernels are compiled for: the build host's vector extensions, read from
+/// /proc/cpuinfo (baseline x86-64 has only SSE2, and Swift's SIMD types run 2-4x slower there).
+/// `IGPT_TARGET_CPU` overrides it, e.g. `IGPT_TARGET_CPU=x86-64` for a binary that runs on any
+/// x86-64 host, or `haswell` to share one build between AVX2 and AVX-512 hosts. The `igpt`
+/// executable itself stays baseline so it can refuse a CPU it was not built for with a message.
+func kernelTargetCPU() -> String? {
+  if let forced = ProcessInfo.processInfo.environment["IGPT_TARGET_CPU"], !forced.isEmpty {
+    return forced == "x86-64" || forced == "generic" ? nil : forced
+  }
+  #if arch(x86_64)
+    guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+      let flagsLine = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") })
+    else { return nil }
+    let flags = Set(flagsLine.split(separator: " ").map(String.init))
+    if flags.isSuperset(of: ["avx512f", "avx512bw", "avx512vl", "avx512dq", "avx2", "fma"]) {
+      return "skylake-avx512"
+    }
+    if flags.isSuperset(of: ["avx2", "fma", "f16c"]) { return "haswell" }
+  #endif
+  return nil
+}
+
+/// Release builds drop Swift's runtime checks in the numeric hot loops (platform-notes.md) and
+/// target the build host's vector unit. Kernels never fuse multiply-adds, so every target
+/// computes the same bytes; only the speed differs.
+let kernelCPU = kernelTargetCPU()
+let releaseFlags: [SwiftSetting] = [
+  .unsafeFlags(
+    ["-Ounchecked"] + (kernelCPU.map { ["-target-cpu", $0] } ?? []), .when(configuration: .release))
+]
+/// The executable: runtime checks dropped, baseline instructions (see kernelTargetCPU).
+let executableFlags: [SwiftSetting] = [
+  .unsafeFlags(
+    ["-Ounchecked", "-DIGPT_KERNEL_CPU_" + (kernelCPU ?? "baseline").replacingOccurrences(of: "-", with: "_")],
+    .when(configuration: .release))
+]
 
 let package = Package(
   name: "igpt",
@@ -38,7 +73,7 @@ let package = Package(
         "IGPTKernels", "IGPTModel", "IGPTData", "IGPTTraining", "IGPTCluster", "IGPTProbe",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
-      swiftSettings: releaseFlags),
+      swiftSettings: executableFlags),
 
     .testTarget(name: "IGPTKernelsTests", dependencies: ["IGPTKernels"]),
     .testTarget(name: "IGPTModelTests", dependencies: ["IGPTModel", "IGPTKernels"]),

@@ -10,19 +10,30 @@
 public enum Attention {
   /// Row stride of the per-thread score matrices: T rounded up to 16 floats, so every row is
   /// processed in whole 16-lane vectors with no scalar tail.
-  @inline(__always)
+  @inline(always)
   public static func rowStride(_ T: Int) -> Int { (T + 15) / 16 * 16 }
 
-  /// Floats of scratch `backward` needs (`forward` needs half): two T x rowStride(T) matrices per thread.
-  public static func scratchCount(T: Int, threads: Int) -> Int { threads * 2 * T * rowStride(T) }
+  /// Floats of scratch `forward` and `backward` need per call: per thread, two T x rowStride(T)
+  /// matrices (probabilities and their gradient) and two D x rowStride(T) ones (K and V transposed).
+  public static func scratchCount(T: Int, D: Int, threads: Int) -> Int {
+    threads * scratchPerThread(T: T, D: D)
+  }
+
+  @inline(always)
+  static func scratchPerThread(T: Int, D: Int) -> Int { 2 * (T + D) * rowStride(T) }
+
+  /// Whether attention runs through `AttentionTile` (head width a multiple of 16, as in every
+  /// preset) rather than small sgemms. Not a per-CPU choice, so every build gives the same bytes.
+  @inline(always)
+  public static func usesTiles(D: Int) -> Bool { D % 16 == 0 }
 
   /// Row blocks per head: 1 without a mask; with one, about one block per 48 rows, at most 8.
-  @inline(__always)
+  @inline(always)
   static func blockCount(T: Int, causal: Bool) -> Int { causal ? min(8, max(1, T / 48)) : 1 }
 
   /// Softmax of one block of score rows in place, keeping each row's log-sum-exp; entries past a
   /// row's last allowed column are zero up to `cols`.
-  @inline(__always)
+  @inline(always)
   static func softmaxRows(
     _ s: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>, rows: Range<Int>,
     cols: Int, causal: Bool, T: Int, Tp: Int
@@ -38,18 +49,22 @@ public enum Attention {
 
   /// out (B, T, C) and lse (B, H, T) (each score row's log-sum-exp, kept for backward) from
   /// qkv (B, T, 3C) laid out [q | k | v], each head-major (head h = columns h*D..<(h+1)*D).
-  /// `scratch` holds at least scratchCount(T:threads:) / 2 floats.
+  /// `scratch` holds scratchCount(T:D:threads:) floats.
   public static func forward(
     out: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>,
     qkv: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>, causal: Bool,
     B: Int, T: Int, C: Int, H: Int
   ) {
     let D = C / H
+    if usesTiles(D: D) {
+      forwardTiled(out: out, lse: lse, qkv: qkv, scratch: scratch, causal: causal, B: B, T: T, C: C, H: H)
+      return
+    }
     let scale = 1 / Float(D).squareRoot()
     let nb = blockCount(T: T, causal: causal)
     let Tp = rowStride(T)
     Parallel.forChunks(B * H) { chunk, pairs in
-      let s = scratch + chunk * T * Tp  // (T, Tp) scores, then probabilities
+      let s = scratch + chunk * scratchPerThread(T: T, D: D)  // (T, Tp) scores, then probabilities
       for bh in pairs {
         let b = bh / H, h = bh % H
         let q = qkv + b * T * 3 * C + h * D
@@ -74,7 +89,7 @@ public enum Attention {
   }
 
   /// dqkv (B, T, 3C) = (overwritten) from dout (B, T, C), given qkv and the saved lse (B, H, T).
-  /// `scratch` holds scratchCount(T:threads:) floats and must start zeroed (entries past a
+  /// `scratch` holds scratchCount(T:D:threads:) floats and must start zeroed (entries past a
   /// row's end are read, multiplied by P = 0).
   public static func backward(
     dqkv: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, qkv: UnsafePointer<Float>,
@@ -82,11 +97,17 @@ public enum Attention {
     B: Int, T: Int, C: Int, H: Int
   ) {
     let D = C / H
+    if usesTiles(D: D) {
+      backwardTiled(
+        dqkv: dqkv, dout: dout, qkv: qkv, lse: lse, scratch: scratch, causal: causal,
+        B: B, T: T, C: C, H: H)
+      return
+    }
     let scale = 1 / Float(D).squareRoot()
     let nb = blockCount(T: T, causal: causal)
     let Tp = rowStride(T)
     Parallel.forChunks(B * H) { chunk, pairs in
-      let p = scratch + chunk * 2 * T * Tp  // (T, Tp) probabilities, rebuilt
+      let p = scratch + chunk * scratchPerThread(T: T, D: D)  // (T, Tp) probabilities, rebuilt
       let ds = p + T * Tp  // (T, Tp) dP, then dS
       for bh in pairs {
         let b = bh / H, h = bh % H

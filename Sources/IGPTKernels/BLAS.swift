@@ -18,7 +18,7 @@ public enum BLAS {
   /// C (M, N) = alpha * op(A) @ op(B) + beta * C, all row-major.
   /// op(A) is (M, K): A is (M, K) with leading dimension lda, or (K, M) when transA.
   /// op(B) is (K, N): B is (K, N) with leading dimension ldb, or (N, K) when transB.
-  @inline(__always)
+  @inline(always)
   public static func sgemm(
     transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
     alpha: Float = 1, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,

@@ -52,7 +52,7 @@ public enum RMSNorm {
   }
 
   /// sum(a * b * c) with 16 accumulators (a plain loop would run at scalar speed).
-  @inline(__always)
+  @inline(always)
   static func dot3(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafePointer<Float>, _ n: Int) -> Float {
     var acc = FastMath.V()
     var i = 0
@@ -60,7 +60,7 @@ public enum RMSNorm {
       acc += FastMath.load(a + i) * FastMath.load(b + i) * FastMath.load(c + i)
       i += 16
     }
-    var s = acc.sum()
+    var s = FastMath.sum(acc)
     while i < n {
       s += a[i] * b[i] * c[i]
       i += 1

@@ -4,7 +4,7 @@ import Foundation
 public enum Softmax {
   /// In place: row[0..<n] = softmax(row[0..<n]) (max subtracted); returns log(sum exp(x - max)) + max.
   @discardableResult
-  @inline(__always)
+  @inline(always)
   public static func inPlace(_ row: UnsafeMutablePointer<Float>, _ n: Int) -> Float {
     typealias V = FastMath.V
     var vmax = V(repeating: -Float.greatestFiniteMagnitude)
@@ -13,7 +13,7 @@ public enum Softmax {
       vmax = FastMath.max16(vmax, FastMath.load(row + i))
       i += 16
     }
-    var mx = vmax.max()
+    var mx = FastMath.maximum(vmax)
     while i < n {
       mx = Swift.max(mx, row[i])
       i += 1
@@ -33,7 +33,7 @@ public enum Softmax {
       FastMath.storePartial(e, row + i, rest)
       for j in 0..<rest { vsum[j] += e[j] }
     }
-    let sum = vsum.sum()
+    let sum = FastMath.sum(vsum)
     let inv = 1 / sum
     let vinv = V(repeating: inv)
     i = 0
@@ -52,7 +52,7 @@ public enum Softmax {
   /// multiple of 16: entries valid..<width become exactly 0, the rest their softmax.
   /// Returns log(sum(exp(scores))), from which `fromLogSumExp` rebuilds the row.
   @discardableResult
-  @inline(__always)
+  @inline(always)
   public static func inPlaceMasked(_ row: UnsafeMutablePointer<Float>, valid: Int, width: Int) -> Float {
     typealias V = FastMath.V
     let lane = V(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
@@ -68,7 +68,7 @@ public enum Softmax {
     }
     let tail = FastMath.load(row + last).replacing(with: lowest, where: lane .>= tailValid)
     vmax = FastMath.max16(vmax, tail)
-    let vm = V(repeating: vmax.max())
+    let vm = V(repeating: FastMath.maximum(vmax))
     var vsum = V()
     i = 0
     while i < last {
@@ -79,7 +79,7 @@ public enum Softmax {
     }
     let eTail = FastMath.exp16(tail - vm).replacing(with: 0, where: lane .>= tailValid)
     vsum += eTail
-    let sum = vsum.sum()
+    let sum = FastMath.sum(vsum)
     let vinv = V(repeating: 1 / sum)
     i = 0
     while i < last {
@@ -92,7 +92,7 @@ public enum Softmax {
 
   /// Rebuilds a softmax row from its scores and log-sum-exp: row[j] = exp(row[j] - lse) for
   /// j < valid, exactly 0 for valid..<width (width a multiple of 16).
-  @inline(__always)
+  @inline(always)
   public static func fromLogSumExp(_ row: UnsafeMutablePointer<Float>, lse: Float, valid: Int, width: Int) {
     typealias V = FastMath.V
     let lane = V(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
@@ -107,7 +107,7 @@ public enum Softmax {
 
   /// Softmax backward in place: d[j] = p[j] * (d[j] - sum_k d[k] p[k]) over `width` entries
   /// (a multiple of 16); where p is 0 the result is 0.
-  @inline(__always)
+  @inline(always)
   public static func backwardInPlace(
     _ d: UnsafeMutablePointer<Float>, probs p: UnsafePointer<Float>, width: Int
   ) {
@@ -118,7 +118,7 @@ public enum Softmax {
       acc += FastMath.load(d + i) * FastMath.load(p + i)
       i += 16
     }
-    let dot = V(repeating: acc.sum())
+    let dot = V(repeating: FastMath.sum(acc))
     i = 0
     while i < width {
       FastMath.store(FastMath.load(p + i) * (FastMath.load(d + i) - dot), d + i)

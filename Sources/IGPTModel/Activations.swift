@@ -27,7 +27,7 @@ final class Activations {
   let datty: UnsafeMutablePointer<Float>  // (B, T, C)
   let dqkv: UnsafeMutablePointer<Float>  // (B, T, 3C)
   let dfch: UnsafeMutablePointer<Float>  // (B, T, 4C)
-  let attScratch: UnsafeMutablePointer<Float>  // Attention.scratchCount(T:threads:)
+  let attScratch: UnsafeMutablePointer<Float>  // Attention.scratchCount(T:D:threads:)
   let normScratch: UnsafeMutablePointer<Float>  // (threads, C)
 
   init(config c: ModelConfig, B: Int, T: Int, threads: Int) {
@@ -46,7 +46,7 @@ final class Activations {
       BT * V, BT, BT, BT,  // logits losses weights targets
       BT * C, BT * C, BT * C, BT * C,  // proj dresidual dln datty
       BT * 3 * C, BT * 4 * C,  // dqkv dfch
-      Attention.scratchCount(T: T, threads: threads), threads * C,  // attScratch normScratch
+      Attention.scratchCount(T: T, D: C / H, threads: threads), threads * C,  // attScratch normScratch
     ]
     let total = sizes.reduce(0) { $0 + ($1 + 15) / 16 * 16 }
     let base = UnsafeMutablePointer<Float>.allocate(capacity: total)

@@ -42,15 +42,21 @@ import Testing
   func run(_ qkv: [Float], causal: Bool, B: Int, T: Int, C: Int, H: Int) -> [Float] {
     var out = [Float](repeating: 0, count: B * T * C)
     var lse = [Float](repeating: 0, count: B * H * T)
-    var scratch = [Float](repeating: 0, count: Attention.scratchCount(T: T, threads: 2))
+    var scratch = [Float](repeating: 0, count: Attention.scratchCount(T: T, D: C / H, threads: 2))
     Attention.forward(out: &out, lse: &lse, qkv: qkv, scratch: &scratch, causal: causal,
                       B: B, T: T, C: C, H: H)
     return out
   }
 
-  @Test(arguments: [(true, 7), (false, 7), (true, 100), (true, 150), (false, 100)])
-  func forwardMatchesReference(causal: Bool, T: Int) {
-    let B = 2, C = 16, H = 2
+  /// Head widths 8 (small sgemms), 32 and 48 (tiles: two-vector and one-vector columns); lengths
+  /// with a partial last tile of rows and with several causal row blocks.
+  @Test(arguments: [
+    (true, 7, 16), (false, 7, 16), (true, 100, 16), (true, 150, 16), (false, 100, 16),
+    (true, 7, 64), (true, 29, 64), (false, 29, 64), (true, 150, 64), (true, 37, 96), (false, 37, 96),
+  ])
+  func forwardMatchesReference(causal: Bool, T: Int, C: Int) {
+    let B = 2, H = 2
+    #expect(Attention.usesTiles(D: C / H) == (C / H % 16 == 0))
     var r = Rand(11)
     let qkv = r.normal(B * T * 3 * C)
     let out = run(qkv, causal: causal, B: B, T: T, C: C, H: H)
@@ -59,15 +65,18 @@ import Testing
     #expect(worst < 1e-5)
   }
 
-  @Test(arguments: [(true, 9), (false, 9), (true, 100), (false, 60)])
-  func backwardMatchesFiniteDifferences(causal: Bool, T: Int) {
-    let B = 2, C = 8, H = 2
+  @Test(arguments: [
+    (true, 9, 8), (false, 9, 8), (true, 100, 8), (false, 60, 8),
+    (true, 9, 32), (false, 9, 32), (true, 45, 32), (false, 45, 32), (true, 21, 96),
+  ])
+  func backwardMatchesFiniteDifferences(causal: Bool, T: Int, C: Int) {
+    let B = 2, H = 2
     var r = Rand(12)
     var qkv = r.normal(B * T * 3 * C)
     let dout = r.normal(B * T * C)
     var out = [Float](repeating: 0, count: B * T * C)
     var lse = [Float](repeating: 0, count: B * H * T)
-    var scratch = [Float](repeating: 0, count: Attention.scratchCount(T: T, threads: 2))
+    var scratch = [Float](repeating: 0, count: Attention.scratchCount(T: T, D: C / H, threads: 2))
     Attention.forward(out: &out, lse: &lse, qkv: qkv, scratch: &scratch, causal: causal,
                       B: B, T: T, C: C, H: H)
     var dqkv = [Float](repeating: 5, count: B * T * 3 * C)  // overwritten
