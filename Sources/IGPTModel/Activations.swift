@@ -7,13 +7,14 @@ final class Activations {
   let slab: UnsafeMutablePointer<Float>
   let count: Int
 
-  // Kept for backward, per layer: pointer to layer 0; layer l is at + l * stride.
+  // Kept for backward, per layer slot: pointer to slot 0; slot s is at + s * stride.
   let encoded: UnsafeMutablePointer<Float>  // (B, T, C)
-  let ln1, ln2, atty, residual2, residual3: UnsafeMutablePointer<Float>  // (L, B, T, C)
-  let ln1Rstd, ln2Rstd: UnsafeMutablePointer<Float>  // (L, B, T)
-  let qkv: UnsafeMutablePointer<Float>  // (L, B, T, 3C)
-  let lse: UnsafeMutablePointer<Float>  // (L, B, H, T) attention log-sum-exp per score row
-  let fch, fchGelu: UnsafeMutablePointer<Float>  // (L, B, T, 4C); fch ends as sigmoid(1.702 fch)
+  let ln1, ln2, atty, residual2: UnsafeMutablePointer<Float>  // (slots, B, T, C)
+  let residual3: UnsafeMutablePointer<Float>  // (L, B, T, C) each block's output, always kept
+  let ln1Rstd, ln2Rstd: UnsafeMutablePointer<Float>  // (slots, B, T)
+  let qkv: UnsafeMutablePointer<Float>  // (slots, B, T, 3C)
+  let lse: UnsafeMutablePointer<Float>  // (slots, B, H, T) attention log-sum-exp per score row
+  let fch, fchGelu: UnsafeMutablePointer<Float>  // (slots, B, T, 4C); fch ends as sigmoid(1.702 fch)
   let lnf: UnsafeMutablePointer<Float>  // (B, T, C)
   let lnfRstd: UnsafeMutablePointer<Float>  // (B, T)
   let logits: UnsafeMutablePointer<Float>  // (B, T, V): logits, then probs, then dlogits
@@ -30,18 +31,42 @@ final class Activations {
   let attScratch: UnsafeMutablePointer<Float>  // Attention.scratchCount(T:D:threads:)
   let normScratch: UnsafeMutablePointer<Float>  // (threads, C)
 
-  init(config c: ModelConfig, B: Int, T: Int, threads: Int) {
+  /// Layers whose internals are kept: all of them, or 1 when backward recomputes each block's
+  /// internals from its input (the residual stream, always kept for every layer).
+  let slots: Int
+  let recomputes: Bool
+
+  /// One layer's buffers (block l's slot; residual3 is always layer l's own).
+  struct Layer {
+    let ln1, ln1Rstd, qkv, lse, atty, residual2, ln2, ln2Rstd, fch, fchGelu, residual3: UnsafeMutablePointer<Float>
+  }
+
+  func layer(_ l: Int, C: Int, H: Int) -> Layer {
+    let N = B * T, s = recomputes ? 0 : l
+    return Layer(
+      ln1: ln1 + s * N * C, ln1Rstd: ln1Rstd + s * N, qkv: qkv + s * N * 3 * C,
+      lse: lse + s * B * H * T, atty: atty + s * N * C, residual2: residual2 + s * N * C,
+      ln2: ln2 + s * N * C, ln2Rstd: ln2Rstd + s * N, fch: fch + s * N * 4 * C,
+      fchGelu: fchGelu + s * N * 4 * C, residual3: residual3 + l * N * C)
+  }
+
+  /// With `recompute`, only one layer's internals are held (about 1/L of the activation
+  /// memory); the model's backward then re-runs each block's forward before its backward.
+  init(config c: ModelConfig, B: Int, T: Int, threads: Int, recompute: Bool = false) {
     self.B = B
     self.T = T
     let L = c.layers, C = c.embd, H = c.heads, V = c.vocab
+    let S = recompute ? 1 : L
+    slots = S
+    recomputes = recompute
     let BT = B * T
     // Buffer sizes in slab order; each buffer starts on a 64-byte boundary.
     let sizes = [
       BT * C,  // encoded
-      L * BT * C, L * BT * C, L * BT * C, L * BT * C, L * BT * C,  // ln1 ln2 atty residual2 residual3
-      L * BT, L * BT,  // ln1Rstd ln2Rstd
-      L * BT * 3 * C, L * B * H * T,  // qkv lse
-      L * BT * 4 * C, L * BT * 4 * C,  // fch fchGelu
+      S * BT * C, S * BT * C, S * BT * C, S * BT * C, L * BT * C,  // ln1 ln2 atty residual2 residual3
+      S * BT, S * BT,  // ln1Rstd ln2Rstd
+      S * BT * 3 * C, S * B * H * T,  // qkv lse
+      S * BT * 4 * C, S * BT * 4 * C,  // fch fchGelu
       BT * C, BT,  // lnf lnfRstd
       BT * V, BT, BT, BT,  // logits losses weights targets
       BT * C, BT * C, BT * C, BT * C,  // proj dresidual dln datty

@@ -60,11 +60,16 @@ public final class IGPT {
 
   public func zeroGradients() { grads.update(repeating: 0, count: layout.count) }
 
+  /// Whether training steps keep one layer's activations and recompute the others in backward:
+  /// about 1/L of the activation memory for one more forward pass per step, the same bytes.
+  public var recomputeActivations = false
+
   /// Activation memory for shape (B, T), allocated on first use of that shape and kept.
-  private func activations(_ B: Int, _ T: Int) -> Activations {
-    if let a = acts, a.B == B, a.T == T { return a }
+  /// `recompute` nil accepts either kind (callers that never look at an earlier layer's slot).
+  private func activations(_ B: Int, _ T: Int, recompute: Bool?) -> Activations {
+    if let a = acts, a.B == B, a.T == T, recompute == nil || a.recomputes == recompute { return a }
     acts = nil
-    let a = Activations(config: config, B: B, T: T, threads: Parallel.threads)
+    let a = Activations(config: config, B: B, T: T, threads: Parallel.threads, recompute: recompute ?? false)
     acts = a
     return a
   }
@@ -84,7 +89,7 @@ public final class IGPT {
     finalNormGradient: ((_ lnf: UnsafePointer<Float>, _ dlnf: UnsafeMutablePointer<Float>) -> Void)? = nil
   ) -> Double {
     let T = length ?? config.seq
-    let a = activations(B, T)
+    let a = activations(B, T, recompute: recomputeActivations)
     let loss = forward(a, tokens: tokens, mask: mask, B: B, T: T, lossScale: lossScale)
     backward(a, tokens: tokens, mask: mask, B: B, T: T, finalNormGradient: finalNormGradient)
     return loss
@@ -96,7 +101,7 @@ public final class IGPT {
     length: Int? = nil
   ) -> Double {
     let T = length ?? config.seq
-    return forward(activations(B, T), tokens: tokens, mask: mask, B: B, T: T, lossScale: 1)
+    return forward(activations(B, T, recompute: nil), tokens: tokens, mask: mask, B: B, T: T, lossScale: 1)
   }
 
   private var isCausal: Bool { config.objective == .ar }
@@ -122,50 +127,57 @@ public final class IGPT {
     }
     var residual = a.encoded
     for l in 0..<layers {
-      let w = layout.blocks[l]
-      let ln1 = a.ln1 + l * N * C, ln1Rstd = a.ln1Rstd + l * N
-      let qkv = a.qkv + l * N * 3 * C, lse = a.lse + l * B * H * T
-      let atty = a.atty + l * N * C, residual2 = a.residual2 + l * N * C
-      let ln2 = a.ln2 + l * N * C, ln2Rstd = a.ln2Rstd + l * N
-      let fch = a.fch + l * N * 4 * C, fchGelu = a.fchGelu + l * N * 4 * C
-      let residual3 = a.residual3 + l * N * C
-
-      StepProfile.measure("rmsnorm_forward") {
-        RMSNorm.forward(out: ln1, rstd: ln1Rstd, inp: residual, g: p + w.ln1, N: N, C: C)
+      if stopAtNorm && l == layers - 1 {
+        let x = a.layer(l, C: C, H: H)
+        StepProfile.measure("rmsnorm_forward") {
+          RMSNorm.forward(out: x.ln1, rstd: x.ln1Rstd, inp: residual, g: p + layout.blocks[l].ln1, N: N, C: C)
+        }
+        return residual
       }
-      if stopAtNorm && l == layers - 1 { return residual }
-      StepProfile.measure("matmul_forward") {
-        Matmul.forward(out: qkv, inp: ln1, w: p + w.qkvw, N: N, C: C, OC: 3 * C)
-      }
-      StepProfile.measure("attention_forward") {
-        Attention.forward(
-          out: atty, lse: lse, qkv: qkv, scratch: a.attScratch, causal: isCausal,
-          B: B, T: T, C: C, H: H)
-      }
-      StepProfile.measure("matmul_forward") {
-        Matmul.forward(out: a.proj, inp: atty, w: p + w.attprojw, N: N, C: C, OC: C)
-      }
-      StepProfile.measure("residual_forward") {
-        Residual.forward(out: residual2, a: residual, b: a.proj, N: N * C)
-      }
-      StepProfile.measure("rmsnorm_forward") {
-        RMSNorm.forward(out: ln2, rstd: ln2Rstd, inp: residual2, g: p + w.ln2, N: N, C: C)
-      }
-      StepProfile.measure("matmul_forward") {
-        Matmul.forward(out: fch, inp: ln2, w: p + w.fcw, N: N, C: C, OC: 4 * C)
-      }
-      StepProfile.measure("gelu2_forward") {
-        GELU2.forward(out: fchGelu, sig: fch, inp: fch, N: N * 4 * C)
-      }
-      StepProfile.measure("matmul_forward") {
-        Matmul.forward(out: a.proj, inp: fchGelu, w: p + w.fcprojw, N: N, C: 4 * C, OC: C)
-      }
-      StepProfile.measure("residual_forward") {
-        Residual.forward(out: residual3, a: residual2, b: a.proj, N: N * C)
-      }
-      residual = residual3
+      residual = block(l, a, input: residual, B: B, T: T)
     }
     return residual
+  }
+
+  /// Block l's forward from its input (B, T, C) into its activation slot; returns its output.
+  private func block(_ l: Int, _ a: Activations, input residual: UnsafePointer<Float>, B: Int, T: Int)
+    -> UnsafeMutablePointer<Float>
+  {
+    let C = config.embd, H = config.heads, N = B * T
+    let p = params, w = layout.blocks[l], x = a.layer(l, C: C, H: H)
+    StepProfile.measure("rmsnorm_forward") {
+      RMSNorm.forward(out: x.ln1, rstd: x.ln1Rstd, inp: residual, g: p + w.ln1, N: N, C: C)
+    }
+    StepProfile.measure("matmul_forward") {
+      Matmul.forward(out: x.qkv, inp: x.ln1, w: p + w.qkvw, N: N, C: C, OC: 3 * C)
+    }
+    StepProfile.measure("attention_forward") {
+      Attention.forward(
+        out: x.atty, lse: x.lse, qkv: x.qkv, scratch: a.attScratch, causal: isCausal,
+        B: B, T: T, C: C, H: H)
+    }
+    StepProfile.measure("matmul_forward") {
+      Matmul.forward(out: a.proj, inp: x.atty, w: p + w.attprojw, N: N, C: C, OC: C)
+    }
+    StepProfile.measure("residual_forward") {
+      Residual.forward(out: x.residual2, a: residual, b: a.proj, N: N * C)
+    }
+    StepProfile.measure("rmsnorm_forward") {
+      RMSNorm.forward(out: x.ln2, rstd: x.ln2Rstd, inp: x.residual2, g: p + w.ln2, N: N, C: C)
+    }
+    StepProfile.measure("matmul_forward") {
+      Matmul.forward(out: x.fch, inp: x.ln2, w: p + w.fcw, N: N, C: C, OC: 4 * C)
+    }
+    StepProfile.measure("gelu2_forward") {
+      GELU2.forward(out: x.fchGelu, sig: x.fch, inp: x.fch, N: N * 4 * C)
+    }
+    StepProfile.measure("matmul_forward") {
+      Matmul.forward(out: a.proj, inp: x.fchGelu, w: p + w.fcprojw, N: N, C: 4 * C, OC: C)
+    }
+    StepProfile.measure("residual_forward") {
+      Residual.forward(out: x.residual3, a: x.residual2, b: a.proj, N: N * C)
+    }
+    return x.residual3
   }
 
   /// Full forward with the loss; leaves probabilities in a.logits and weights in a.weights.
@@ -242,11 +254,12 @@ public final class IGPT {
     for l in stride(from: L - 1, through: 0, by: -1) {
       let w = layout.blocks[l]
       let residual = l == 0 ? a.encoded : a.residual3 + (l - 1) * N * C
-      let ln1 = a.ln1 + l * N * C, ln1Rstd = a.ln1Rstd + l * N
-      let qkv = a.qkv + l * N * 3 * C, lse = a.lse + l * B * H * T
-      let atty = a.atty + l * N * C, residual2 = a.residual2 + l * N * C
-      let ln2 = a.ln2 + l * N * C, ln2Rstd = a.ln2Rstd + l * N
-      let fch = a.fch + l * N * 4 * C, fchGelu = a.fchGelu + l * N * 4 * C
+      // With one activation slot, block l's internals are rebuilt from its kept input (the
+      // same kernels on the same input: the same bytes); the last block's are still there.
+      if a.recomputes && l < L - 1 { _ = block(l, a, input: residual, B: B, T: T) }
+      let x = a.layer(l, C: C, H: H)
+      let ln1 = x.ln1, ln1Rstd = x.ln1Rstd, qkv = x.qkv, lse = x.lse, atty = x.atty
+      let residual2 = x.residual2, ln2 = x.ln2, ln2Rstd = x.ln2Rstd, fch = x.fch, fchGelu = x.fchGelu
 
       StepProfile.measure("matmul_backward") {
         Matmul.backward(
@@ -304,7 +317,7 @@ public final class IGPT {
     for b in 0..<B {
       for t in 0..<n { padded[b * T + t] = prefix[b * n + t] }
     }
-    let a = activations(B, T)
+    let a = activations(B, T, recompute: nil)
     let residual = padded.withUnsafeBufferPointer { tk in
       blocks(a, tokens: tk.baseAddress!, mask: nil, B: B, T: T, layers: config.layers)
     }
@@ -329,11 +342,11 @@ public final class IGPT {
   ) -> [Float] {
     guard layer >= 0 && layer <= config.layers else { fatalError("layer \(layer) outside 0...\(config.layers)") }
     let C = config.embd, T = config.seq, N = B * T
-    let a = activations(B, T)
+    let a = activations(B, T, recompute: nil)
     let normed: UnsafeMutablePointer<Float>
     if layer < config.layers {
       _ = blocks(a, tokens: tokens, mask: mask, B: B, T: T, layers: layer + 1, stopAtNorm: true)
-      normed = a.ln1 + layer * N * C
+      normed = a.layer(layer, C: C, H: config.heads).ln1
     } else {
       let residual = blocks(a, tokens: tokens, mask: mask, B: B, T: T, layers: config.layers)
       StepProfile.measure("rmsnorm_forward") {
@@ -356,7 +369,7 @@ public final class IGPT {
   /// positions of block l's ln_1 output (l < layers) or of ln_f (l = layers), as `features`.
   public func allFeatures(tokens: UnsafePointer<Int32>, mask: UnsafePointer<UInt8>? = nil, batch B: Int) -> [[Float]] {
     let C = config.embd, T = config.seq, N = B * T
-    let a = activations(B, T)
+    let a = activations(B, T, recompute: false)  // every layer's ln_1 output is read below
     let residual = blocks(a, tokens: tokens, mask: mask, B: B, T: T, layers: config.layers)
     RMSNorm.forward(out: a.lnf, rstd: a.lnfRstd, inp: residual, g: params + layout.lnf, N: N, C: C)
     return (0...config.layers).map { l in

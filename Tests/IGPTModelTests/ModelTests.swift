@@ -109,6 +109,36 @@ import Testing
     #expect(a != c)
   }
 
+  /// Recomputing activations in backward gives the same loss and gradient bytes as keeping
+  /// them, with a fraction of the activation memory; features afterwards are unaffected.
+  @Test(arguments: ModelConfig.Objective.allCases)
+  func recomputedActivationsGiveTheSameBytes(objective: ModelConfig.Objective) throws {
+    let config = ModelConfig(layers: 4, embd: 32, heads: 2, seq: 12, vocab: 9, objective: objective)
+    let tokens = randomTokens(3 * 12, vocab: 9, seed: 21)
+    var rng = SeededRandom(seed: 22)
+    let mask: [UInt8] = (0..<(3 * 12)).map { _ in rng.next() % 3 == 0 ? 1 : 0 }
+    func run(recompute: Bool) throws -> (loss: Double, grads: [Float], bytes: Int, features: [[Float]]) {
+      let model = try IGPT(config: config)
+      model.initialize(seed: 5)
+      var r = SeededRandom(seed: 6)
+      model.perturbForTesting(rng: &r)
+      model.recomputeActivations = recompute
+      model.zeroGradients()
+      let loss = model.forwardBackward(tokens: tokens, mask: mask, batch: 3)
+      let bytes = model.activationBytes
+      let grads = Array(UnsafeBufferPointer(start: model.grads, count: model.parameterCount))
+      let features = model.allFeatures(tokens: tokens, mask: mask, batch: 3)
+      return (loss, grads, bytes, features)
+    }
+    let kept = try run(recompute: false), recomputed = try run(recompute: true)
+    #expect(kept.loss == recomputed.loss)
+    let sameBytes = kept.grads.withUnsafeBytes { Array($0) } == recomputed.grads.withUnsafeBytes { Array($0) }
+    #expect(sameBytes, "gradients differ with recomputed activations")
+    #expect(kept.grads.contains { $0 != 0 })
+    #expect(recomputed.bytes < kept.bytes * 2 / 3)
+    #expect(kept.features == recomputed.features)
+  }
+
   /// Two half batches with loss scale 1/2 give the gradient of the whole batch.
   @Test func microbatchGradientsSumToTheBatchGradient() throws {
     let model = try IGPT(config: ModelConfig(layers: 2, embd: 16, heads: 2, seq: 8, vocab: 6))
