@@ -520,7 +520,7 @@ public final class Coordinator {
     options.log("worker \(h.name) joined from \(address) (pid \(h.pid) on \(h.host)); \(workers.count) connected")
     let w = Meta.Welcome(runHash: runHash, model: trainer.model.config, threads: config.train.threads, codec: config.cluster.codec,
                          heartbeatInterval: interval, heartbeatMisses: config.cluster.heartbeatMisses, step: trainer.step,
-                         steps: options.end)
+                         steps: options.end, recompute: config.train.recompute)
     send(Message(.welcome, runHash: runHash, version: version, meta: w), to: id)
   }
 
@@ -663,6 +663,7 @@ public final class Coordinator {
     c.data.store = ""
     c.checkpoint = RunConfig.Checkpoint()
     c.probes = RunConfig.Probes()
+    c.train.recompute = false  // memory, not bytes (the welcome passes it on)
     return c
   }
 

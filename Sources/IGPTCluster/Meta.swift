@@ -26,6 +26,8 @@ public enum Meta {
     public var heartbeatMisses: Int
     public var step: Int
     public var steps: Int
+    /// train.recompute of the run: workers recompute activations in backward (less memory).
+    public var recompute: Bool
   }
 
   /// Coordinator -> peer: not accepted. Fatal refusals end the worker; others make it say hello again.

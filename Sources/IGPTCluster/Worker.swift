@@ -241,6 +241,7 @@ public final class Worker {
       residual?.deallocate()
       residual = nil
     }
+    model?.recomputeActivations = w.recompute
     if w.codec == .bf16 && residual == nil {
       residual = .allocate(capacity: model!.parameterCount)
       residual!.initialize(repeating: 0, count: model!.parameterCount)

@@ -9,29 +9,42 @@ public final class Optimizer {
   public let v: UnsafeMutablePointer<Float>
   /// The global batch's gradient, summed microbatch by microbatch in order.
   public let gradient: UnsafeMutablePointer<Float>
+  /// Whether `gradient` is borrowed (the model's own gradient slab, for steps of one
+  /// microbatch: one slab of parameter size less, 5.4 GB for igpt-l).
+  public let sharesGradient: Bool
   /// Completed updates (AdamW's t after the next update is steps + 1).
   public var steps = 0
 
-  public init(count: Int) {
+  /// `sharedGradient`: use this slab (count floats, owned by the caller and outliving the
+  /// optimizer) as the step's gradient instead of allocating one.
+  public init(count: Int, sharedGradient: UnsafeMutablePointer<Float>? = nil) {
     self.count = count
     m = .allocate(capacity: count)
     v = .allocate(capacity: count)
-    gradient = .allocate(capacity: count)
     m.initialize(repeating: 0, count: count)
     v.initialize(repeating: 0, count: count)
-    gradient.initialize(repeating: 0, count: count)
+    if let sharedGradient {
+      gradient = sharedGradient
+      sharesGradient = true
+    } else {
+      gradient = .allocate(capacity: count)
+      gradient.initialize(repeating: 0, count: count)
+      sharesGradient = false
+    }
   }
 
   deinit {
     m.deallocate()
     v.deallocate()
-    gradient.deallocate()
+    if !sharesGradient { gradient.deallocate() }
   }
 
   public func zeroGradient() { gradient.update(repeating: 0, count: count) }
 
-  /// gradient += g, element by element (the fixed-order microbatch sum).
+  /// gradient += g, element by element (the fixed-order microbatch sum). When g is the shared
+  /// gradient slab itself (one microbatch per step), it already is the sum: nothing to add.
   public func accumulate(_ g: UnsafePointer<Float>) {
+    if sharesGradient && UnsafePointer(gradient) == g { return }
     let acc = gradient
     Parallel.forChunks(count, align: 16) { _, r in
       for i in r { acc[i] += g[i] }

@@ -41,6 +41,10 @@ public struct RunConfig: Codable, Equatable, Sendable {
     public var valEvery = 200
     /// Validation images per evaluation (from the start of the val split).
     public var valImages = 512
+    /// Keep one layer's activations and recompute the rest in backward: about 1/L of the
+    /// activation memory for a third more compute, the same bytes. For models that would not
+    /// fit otherwise (igpt-l); local to each host.
+    public var recompute = false
   }
 
   public struct Checkpoint: Codable, Equatable, Sendable {
@@ -182,7 +186,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
     }
     if let t = try r.section(top, "train") {
       try r.onlyKeys(t, ["steps", "batch", "microbatch", "lr", "warmup", "weight_decay", "beta1", "beta2",
-                         "clip", "seed", "threads", "log_every", "val_every", "val_images"], at: "train")
+                         "clip", "seed", "threads", "log_every", "val_every", "val_images", "recompute"], at: "train")
       c.train.steps = try r.int(t, "steps", at: "train") ?? c.train.steps
       c.train.batch = try r.int(t, "batch", at: "train") ?? c.train.batch
       c.train.microbatch = try r.int(t, "microbatch", at: "train") ?? c.train.batch
@@ -200,6 +204,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
       c.train.logEvery = try r.int(t, "log_every", at: "train") ?? c.train.logEvery
       c.train.valEvery = try r.int(t, "val_every", at: "train") ?? c.train.valEvery
       c.train.valImages = try r.int(t, "val_images", at: "train") ?? c.train.valImages
+      c.train.recompute = try r.bool(t, "recompute", at: "train") ?? c.train.recompute
     } else {
       c.train.microbatch = c.train.batch
     }
@@ -319,6 +324,11 @@ public struct RunConfig: Codable, Equatable, Sendable {
       if let x = v as? Double { return x }
       if let i = v as? Int { return Double(i) }
       throw ConfigError("\(file): \(path).\(key) must be a number (got \(v))")
+    }
+    func bool(_ d: [String: Any], _ key: String, at path: String) throws -> Bool? {
+      guard let v = d[key] else { return nil }
+      if let b = v as? Bool { return b }
+      throw ConfigError("\(file): \(path).\(key) must be true or false (got \(v))")
     }
     func string(_ d: [String: Any], _ key: String, at path: String) throws -> String? {
       guard let v = d[key] else { return nil }

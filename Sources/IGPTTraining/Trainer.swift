@@ -40,7 +40,7 @@ public final class Trainer {
         throw ConfigError("the checkpoint's model \(loaded.model.config) does not match the config's \(shape)")
       }
       model = loaded.model
-      let opt = Optimizer(count: loaded.model.parameterCount)
+      let opt = Optimizer(count: loaded.model.parameterCount, sharedGradient: Self.sharedGradient(config, model))
       loaded.m.withUnsafeBufferPointer { opt.m.update(from: $0.baseAddress!, count: opt.count) }
       loaded.v.withUnsafeBufferPointer { opt.v.update(from: $0.baseAddress!, count: opt.count) }
       opt.steps = loaded.optimizerSteps
@@ -51,14 +51,21 @@ public final class Trainer {
     } else {
       model = try IGPT(config: shape)
       model.initialize(seed: config.train.seed)
-      optimizer = Optimizer(count: model.parameterCount)
+      optimizer = Optimizer(count: model.parameterCount, sharedGradient: Self.sharedGradient(config, model))
       step = 0
     }
+    model.recomputeActivations = config.train.recompute
     schedule = LearningRateSchedule(peak: config.train.lr, warmup: config.train.warmup, steps: config.train.steps)
     order = DataOrder(count: train.count, seed: config.train.seed)
   }
 
   public var microbatchesPerStep: Int { config.train.batch / config.train.microbatch }
+
+  /// With one microbatch per step, the model's gradient slab is the step's gradient (0 + g is
+  /// g, up to the sign of zeros, which AdamW and the norm cannot see): one slab less.
+  static func sharedGradient(_ config: RunConfig, _ model: IGPT) -> UnsafeMutablePointer<Float>? {
+    config.train.batch == config.train.microbatch ? model.grads : nil
+  }
   public var tokensPerStep: Int { config.train.batch * train.sequenceLength }
 
   /// Microbatch `micro` of step `s`: its images and (BERT) masks.
@@ -85,6 +92,9 @@ public final class Trainer {
   public func trainStep() throws -> StepResult {
     let n = microbatchesPerStep
     let scale = Float(config.train.microbatch) / Float(config.train.batch)
+    if optimizer.sharesGradient {
+      return applyUpdate(loss: Gradient.compute(model: model, microbatch: try microbatch(step: step, micro: 0), scale: 1))
+    }
     optimizer.zeroGradient()
     var loss = 0.0
     for micro in 0..<n {

@@ -27,6 +27,8 @@ struct BenchCommand: ParsableCommand {
   @Option(help: "Seed for parameters and tokens.") var seed: UInt64 = 1
   @Flag(help: "Also report milliseconds per step in each kernel (profile_ms); adds timing overhead.")
   var profile = false
+  @Flag(help: "Recompute activations in backward (train.recompute): less memory, one more forward per step.")
+  var recompute = false
   @Flag(help: "Also time probe feature extraction (all layers, forward only) on the same batch: features_tokens_per_s and its ratio to training.")
   var features = false
 
@@ -44,6 +46,7 @@ struct BenchCommand: ParsableCommand {
     try config.validate(sequenceLength: seq)
     let model = try IGPT(config: config)
     model.initialize(seed: seed)
+    model.recomputeActivations = recompute
     var rng = SeededRandom(seed: seed &+ 1)
     let tokens = (0..<(batch * seq)).map { _ in Int32(rng.next() % UInt64(vocab)) }
     let mask = BERTMask.draw(B: batch, T: seq, rng: &rng)
@@ -89,7 +92,7 @@ struct BenchCommand: ParsableCommand {
     let result: [String: Any] = [
       "impl": "igpt", "layers": layers, "embd": embd, "heads": heads, "seq": seq, "batch": batch,
       "vocab": vocab, "objective": objective.rawValue, "params": n, "steps": steps,
-      "threads": threads, "openblas_core": BLAS.coreName, "kernel_cpu": KernelTarget.name,
+      "threads": threads, "recompute": recompute, "openblas_core": BLAS.coreName, "kernel_cpu": KernelTarget.name,
       "median_step_ms": round3(median * 1000), "tokens_per_s": round3(tokensPerStep / median),
       "gflops": round3(gflops), "sgemm_gflops": round3(ceiling), "mfu": round3(gflops / ceiling),
       "loss": loss, "peak_rss_mb": round3(PeakMemory.residentMB()),

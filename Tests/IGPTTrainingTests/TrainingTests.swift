@@ -104,6 +104,34 @@ import Testing
     #expect(split.withUnsafeBytes { Array($0) } == again.withUnsafeBytes { Array($0) })
   }
 
+  /// With one microbatch per step the optimizer uses the model's gradient slab (one slab less)
+  /// and the run's bytes equal a separately summed gradient's.
+  @Test func oneMicrobatchStepsShareTheGradientSlab() throws {
+    let store = try TokenStore(path: try TrainingFixtures.store())
+    var c = try TrainingFixtures.config(store: store.path, objective: "ar")
+    c.train.microbatch = c.train.batch
+    let shared = try Trainer(config: c, store: store)
+    #expect(shared.optimizer.sharesGradient)
+    let reference = try Trainer(config: c, store: store)
+    let separate = Optimizer(count: reference.model.parameterCount)
+    #expect(!separate.sharesGradient)
+    let t = c.train
+    for s in 0..<3 {
+      try shared.trainStep()
+      separate.zeroGradient()
+      Gradient.compute(model: reference.model, microbatch: try reference.microbatch(step: s, micro: 0), scale: 1)
+      separate.accumulate(reference.model.grads)
+      separate.update(params: reference.model.params, learningRate: reference.schedule.rate(at: s), clip: t.clip,
+                      beta1: t.beta1, beta2: t.beta2, weightDecay: t.weightDecay)
+    }
+    func bytes(_ p: UnsafeMutablePointer<Float>) -> [UInt8] {
+      Array(UnsafeRawBufferPointer(start: p, count: reference.model.parameterCount * 4))
+    }
+    #expect(bytes(shared.model.params) == bytes(reference.model.params))
+    #expect(bytes(shared.optimizer.m) == bytes(separate.m))
+    #expect(bytes(shared.optimizer.v) == bytes(separate.v))
+  }
+
   /// 2N steps straight, and N steps, a checkpoint and N more from it, give the same bytes.
   @Test(arguments: ["ar", "bert"])
   func resumeIsExact(objective: String) throws {
