@@ -39,21 +39,18 @@ public final class AtomicDirectory {
 
   /// Writes data to path and fsyncs it.
   public static func writeDurably(_ data: Data, path: String) throws {
-    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-    guard fd >= 0 else { throw DataError.file(path, "cannot create (\(String(cString: strerror(errno))))") }
-    defer { close(fd) }
-    try data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
-      var off = 0
-      while off < raw.count {
-        let n = Foundation.write(fd, raw.baseAddress! + off, raw.count - off)
-        if n < 0 {
-          if errno == EINTR { continue }
-          throw DataError.file(path, "write failed (\(String(cString: strerror(errno))))")
-        }
-        off += n
-      }
-    }
-    guard fsync(fd) == 0 else { throw DataError.file(path, "fsync failed") }
+    let w = try DurableFileWriter(path: path)
+    try w.write(data)
+    try w.finish()
+  }
+
+  /// Writes one file inside the directory piece by piece through `body`, fsyncs it, and
+  /// returns its CRC-32.
+  @discardableResult
+  public func writeFile(_ name: String, _ body: (DurableFileWriter) throws -> Void) throws -> UInt32 {
+    let w = try DurableFileWriter(path: (temporary as NSString).appendingPathComponent(name))
+    try body(w)
+    return try w.finish()
   }
 
   /// fsyncs a directory so renames and new entries in it survive a crash.

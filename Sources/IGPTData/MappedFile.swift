@@ -1,10 +1,10 @@
 import Foundation
 
 /// A read-only memory mapping of a whole file, unmapped on deinit.
-final class MappedFile: @unchecked Sendable {
-  let bytes: UnsafeRawBufferPointer
+public final class MappedFile: @unchecked Sendable {
+  public let bytes: UnsafeRawBufferPointer
 
-  init(path: String) throws {
+  public init(path: String) throws {
     let fd = open(path, O_RDONLY)
     guard fd >= 0 else { throw DataError.file(path, "cannot open (\(String(cString: strerror(errno))))") }
     defer { close(fd) }

@@ -1,9 +1,12 @@
 import Foundation
 
 extension IGPT {
-  /// The model as a Hugging Face ImageGPT safetensors file: every slab tensor under its HF name,
-  /// the zero biases HF expects, and the shape in `__metadata__`.
-  public func huggingFaceSafetensors(extraMetadata: [String: String] = [:]) throws -> Data {
+  /// Calls body with the model as Hugging Face ImageGPT safetensors entries (every slab tensor
+  /// under its HF name, pointing into the parameters, plus the zero biases HF expects) and the
+  /// `__metadata__` with the shape. The entries are valid only inside body.
+  public func withHuggingFaceEntries<R>(
+    extraMetadata: [String: String] = [:], _ body: ([Safetensors.Entry], [String: String]) throws -> R
+  ) rethrows -> R {
     let C = config.embd
     let zeros = UnsafeMutableBufferPointer<Float>.allocate(capacity: 4 * C)
     zeros.initialize(repeating: 0)
@@ -26,6 +29,12 @@ extension IGPT {
       "n_vocab": "\(config.vocab)", "n_ctx": "\(config.seq)", "objective": config.objective.rawValue,
     ]
     meta.merge(extraMetadata) { _, new in new }
-    return try Safetensors.encode(entries, metadata: meta)
+    return try body(entries, meta)
+  }
+
+  /// The model as the bytes of a Hugging Face ImageGPT safetensors file (small models; checkpoints
+  /// stream `withHuggingFaceEntries` to disk).
+  public func huggingFaceSafetensors(extraMetadata: [String: String] = [:]) throws -> Data {
+    try withHuggingFaceEntries(extraMetadata: extraMetadata) { try Safetensors.encode($0, metadata: $1) }
   }
 }

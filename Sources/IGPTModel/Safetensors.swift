@@ -13,8 +13,9 @@ public enum Safetensors {
     }
   }
 
-  /// The bytes of a safetensors file holding entries (in order) and metadata.
-  public static func encode(_ entries: [Entry], metadata: [String: String]) throws -> Data {
+  /// The file's first bytes for these entries: the 8-byte header length and the JSON header
+  /// (padded with spaces to a multiple of 8). The entries' data follows in order.
+  public static func header(_ entries: [Entry], metadata: [String: String]) throws -> Data {
     var header: [String: Any] = [:]
     if !metadata.isEmpty { header["__metadata__"] = metadata }
     var offset = 0
@@ -26,11 +27,64 @@ public enum Safetensors {
     }
     var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
     while json.count % 8 != 0 { json.append(0x20) }  // pad with spaces to align the data
-    var out = Data(capacity: 8 + json.count + offset)
+    var out = Data(capacity: 8 + json.count)
     withUnsafeBytes(of: UInt64(json.count).littleEndian) { out.append(contentsOf: $0) }
     out.append(json)
+    return out
+  }
+
+  /// The bytes of a safetensors file holding entries (in order) and metadata (small files;
+  /// checkpoints stream `header` and the entries' data to disk instead).
+  public static func encode(_ entries: [Entry], metadata: [String: String]) throws -> Data {
+    var out = try header(entries, metadata: metadata)
     for e in entries { out.append(UnsafeBufferPointer(start: e.data.baseAddress, count: e.data.count)) }
     return out
+  }
+
+  /// Where each tensor lies in a file's bytes, and the metadata: parsed without copying data.
+  public struct Index {
+    /// Name -> shape and the byte range of its F32 data within the whole file.
+    public var tensors: [String: (shape: [Int], bytes: Range<Int>)]
+    public var metadata: [String: String]
+
+    /// Copies one tensor's values out of the file's bytes (count floats) into dst.
+    public func copy(_ name: String, from file: UnsafeRawBufferPointer, to dst: UnsafeMutablePointer<Float>) {
+      let r = tensors[name]!.bytes
+      UnsafeMutableRawPointer(dst).copyMemory(from: file.baseAddress! + r.lowerBound, byteCount: r.count)
+    }
+  }
+
+  /// Parses the header of a safetensors file's bytes, checking that every tensor is F32 and
+  /// lies inside the file; throws a one-line error for anything malformed.
+  public static func index(_ raw: UnsafeRawBufferPointer, name: String = "safetensors file") throws -> Index {
+    func fail(_ why: String) -> Error { SafetensorsError("\(name): \(why)") }
+    guard raw.count >= 8 else { throw fail("shorter than its 8-byte header length") }
+    let n = UInt64(littleEndian: raw.loadUnaligned(as: UInt64.self))
+    guard n <= UInt64(raw.count - 8) else { throw fail("header length \(n) exceeds the file") }
+    let start = 8 + Int(n)
+    let json = Data(UnsafeRawBufferPointer(rebasing: raw[8..<start]))
+    guard let header = try? JSONSerialization.jsonObject(with: json) as? [String: Any] else {
+      throw fail("header is not a JSON object")
+    }
+    var index = Index(tensors: [:], metadata: [:])
+    let bodyCount = raw.count - start
+    for (key, value) in header {
+      if key == "__metadata__" {
+        guard let m = value as? [String: String] else { throw fail("__metadata__ is not string to string") }
+        index.metadata = m
+        continue
+      }
+      guard let t = value as? [String: Any], let dtype = t["dtype"] as? String,
+        let shape = t["shape"] as? [Int], let offsets = t["data_offsets"] as? [Int], offsets.count == 2
+      else { throw fail("tensor \(key) has a malformed entry") }
+      guard dtype == "F32" else { throw fail("tensor \(key) is \(dtype); only F32 is supported") }
+      let count = shape.reduce(1, *)
+      guard shape.allSatisfy({ $0 >= 0 }), offsets[0] >= 0, offsets[1] - offsets[0] == count * 4, offsets[1] <= bodyCount else {
+        throw fail("tensor \(key) has data offsets \(offsets) that do not fit its shape or the file")
+      }
+      index.tensors[key] = (shape, (start + offsets[0])..<(start + offsets[1]))
+    }
+    return index
   }
 
   /// A parsed file: tensors as Float arrays (F32 only) and the metadata.
@@ -39,40 +93,18 @@ public enum Safetensors {
     public var metadata: [String: String]
   }
 
-  /// Parses safetensors bytes; throws a one-line error for anything malformed.
+  /// Parses safetensors bytes into arrays; throws a one-line error for anything malformed.
   public static func decode(_ data: Data, name: String = "safetensors file") throws -> File {
-    func fail(_ why: String) -> Error { SafetensorsError("\(name): \(why)") }
-    guard data.count >= 8 else { throw fail("shorter than its 8-byte header length") }
-    let n = data.prefix(8).withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
-    guard n <= UInt64(data.count - 8) else { throw fail("header length \(n) exceeds the file") }
-    let body = data.dropFirst(8 + Int(n))
-    guard let header = try? JSONSerialization.jsonObject(with: data.subdata(in: 8..<(8 + Int(n))))
-      as? [String: Any]
-    else { throw fail("header is not a JSON object") }
-    var file = File(tensors: [:], metadata: [:])
-    for (key, value) in header {
-      if key == "__metadata__" {
-        guard let m = value as? [String: String] else { throw fail("__metadata__ is not string to string") }
-        file.metadata = m
-        continue
+    try data.withUnsafeBytes { raw in
+      let index = try Self.index(raw, name: name)
+      var file = File(tensors: [:], metadata: index.metadata)
+      for (key, t) in index.tensors {
+        var values = [Float](repeating: 0, count: t.bytes.count / 4)
+        values.withUnsafeMutableBufferPointer { index.copy(key, from: raw, to: $0.baseAddress!) }
+        file.tensors[key] = (t.shape, values)
       }
-      guard let t = value as? [String: Any], let dtype = t["dtype"] as? String,
-        let shape = t["shape"] as? [Int], let offsets = t["data_offsets"] as? [Int], offsets.count == 2
-      else { throw fail("tensor \(key) has a malformed entry") }
-      guard dtype == "F32" else { throw fail("tensor \(key) is \(dtype); only F32 is supported") }
-      let count = shape.reduce(1, *)
-      guard offsets[0] >= 0, offsets[1] - offsets[0] == count * 4, offsets[1] <= body.count else {
-        throw fail("tensor \(key) has data offsets \(offsets) that do not fit its shape or the file")
-      }
-      var values = [Float](repeating: 0, count: count)
-      values.withUnsafeMutableBytes { dst in
-        body.withUnsafeBytes { src in
-          dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: src[offsets[0]..<offsets[1]]))
-        }
-      }
-      file.tensors[key] = (shape, values)
+      return file
     }
-    return file
   }
 }
 

@@ -21,14 +21,23 @@ public enum Checkpoint {
     public var valLoss: Double?
   }
 
-  /// What a verified checkpoint holds.
+  /// What a verified checkpoint holds. The optimizer file stays mapped, not copied: its moments
+  /// go straight into the run's `Optimizer` (`loadMoments`), so resuming needs no second copy.
   public struct Loaded {
     public var path: String
     public var state: State
     public var model: IGPT
-    public var m: [Float]
-    public var v: [Float]
     public var optimizerSteps: Int
+    let optimizerFile: MappedFile
+    let optimizerIndex: Safetensors.Index
+
+    /// Copies both AdamW moments into opt (sized for this model).
+    public func loadMoments(into opt: Optimizer) {
+      precondition(opt.count == model.parameterCount)
+      optimizerIndex.copy("adam.m", from: optimizerFile.bytes, to: opt.m)
+      optimizerIndex.copy("adam.v", from: optimizerFile.bytes, to: opt.v)
+      opt.steps = optimizerSteps
+    }
   }
 
   public static func directoryName(step: Int) -> String { String(format: "step-%08d", step) }
@@ -42,19 +51,24 @@ public enum Checkpoint {
     let dest = (root as NSString).appendingPathComponent(directoryName(step: state.step))
     if FileManager.default.fileExists(atPath: dest) { try FileManager.default.removeItem(atPath: dest) }
     let dir = try AtomicDirectory(destination: dest)
-    let modelBytes = try model.huggingFaceSafetensors(extraMetadata: ["step": "\(state.step)"])
+    // Both files go from the slabs to disk in pieces: igpt-l's would not fit in memory twice.
+    func write(_ name: String, _ entries: [Safetensors.Entry], _ metadata: [String: String]) throws -> UInt32 {
+      try dir.writeFile(name) { w in
+        try w.write(try Safetensors.header(entries, metadata: metadata))
+        for e in entries { try w.write(UnsafeRawBufferPointer(e.data)) }
+      }
+    }
+    let modelCRC = try model.withHuggingFaceEntries(extraMetadata: ["step": "\(state.step)"]) {
+      try write("model.safetensors", $0, $1)
+    }
     let n = optimizer.count
-    let optimizerBytes = try Safetensors.encode(
+    let optimizerCRC = try write(
+      "optimizer.safetensors",
       [.init(name: "adam.m", shape: [n], data: UnsafeBufferPointer(start: optimizer.m, count: n)),
        .init(name: "adam.v", shape: [n], data: UnsafeBufferPointer(start: optimizer.v, count: n))],
-      metadata: ["steps": "\(optimizer.steps)", "format": "igpt-adamw"])
+      ["steps": "\(optimizer.steps)", "format": "igpt-adamw"])
     var s = state
-    s.checksums = [
-      "model.safetensors": modelBytes.withUnsafeBytes { Checksum.crc32($0) },
-      "optimizer.safetensors": optimizerBytes.withUnsafeBytes { Checksum.crc32($0) },
-    ]
-    try dir.write(modelBytes, to: "model.safetensors")
-    try dir.write(optimizerBytes, to: "optimizer.safetensors")
+    s.checksums = ["model.safetensors": modelCRC, "optimizer.safetensors": optimizerCRC]
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
     try dir.write(try encoder.encode(s), to: "state.json")
@@ -88,27 +102,28 @@ public enum Checkpoint {
     do { state = try JSONDecoder().decode(State.self, from: RunConfig.fillingDefaults(stateJSON: stateData)) } catch {
       throw DataError.file((path as NSString).appendingPathComponent("state.json"), "malformed (\(error))")
     }
-    var blobs: [String: Data] = [:]
+    var files: [String: MappedFile] = [:]
     for name in ["model.safetensors", "optimizer.safetensors"] {
-      let d = try file(name)
-      let crc = d.withUnsafeBytes { Checksum.crc32($0) }
+      let p = (path as NSString).appendingPathComponent(name)
+      let f = try MappedFile(path: p)
+      let crc = Checksum.crc32(f.bytes)
       guard let want = state.checksums[name] else { throw DataError.file(path, "state.json has no checksum for \(name)") }
       guard crc == want else {
-        throw DataError.file((path as NSString).appendingPathComponent(name),
-                             String(format: "checksum mismatch (crc32 %08x, state.json %08x): truncated or corrupt", crc, want))
+        throw DataError.file(p, String(format: "checksum mismatch (crc32 %08x, state.json %08x): truncated or corrupt", crc, want))
       }
-      blobs[name] = d
+      files[name] = f
     }
     let modelPath = (path as NSString).appendingPathComponent("model.safetensors")
-    let model = try IGPT(huggingFace: try Safetensors.decode(blobs["model.safetensors"]!, name: modelPath), name: modelPath)
+    let model = try IGPT.load(huggingFace: files["model.safetensors"]!.bytes, name: modelPath)
     guard model.config == state.model else { throw DataError.file(modelPath, "model shape disagrees with state.json") }
     let optPath = (path as NSString).appendingPathComponent("optimizer.safetensors")
-    let opt = try Safetensors.decode(blobs["optimizer.safetensors"]!, name: optPath)
-    guard let m = opt.tensors["adam.m"]?.values, let v = opt.tensors["adam.v"]?.values,
-      m.count == model.parameterCount, v.count == model.parameterCount,
+    let optFile = files["optimizer.safetensors"]!
+    let opt = try Safetensors.index(optFile.bytes, name: optPath)
+    let bytes = model.parameterCount * 4
+    guard let m = opt.tensors["adam.m"], let v = opt.tensors["adam.v"], m.bytes.count == bytes, v.bytes.count == bytes,
       let steps = opt.metadata["steps"].flatMap(Int.init)
     else { throw DataError.file(optPath, "does not hold AdamW moments for this model") }
-    return Loaded(path: path, state: state, model: model, m: m, v: v, optimizerSteps: steps)
+    return Loaded(path: path, state: state, model: model, optimizerSteps: steps, optimizerFile: optFile, optimizerIndex: opt)
   }
 
   /// The newest checkpoint of a run that reads back intact; each bad one is reported through

@@ -41,9 +41,7 @@ public final class Trainer {
       }
       model = loaded.model
       let opt = Optimizer(count: loaded.model.parameterCount, sharedGradient: Self.sharedGradient(config, model))
-      loaded.m.withUnsafeBufferPointer { opt.m.update(from: $0.baseAddress!, count: opt.count) }
-      loaded.v.withUnsafeBufferPointer { opt.v.update(from: $0.baseAddress!, count: opt.count) }
-      opt.steps = loaded.optimizerSteps
+      loaded.loadMoments(into: opt)
       optimizer = opt
       step = loaded.state.step
       lastLoss = loaded.state.loss

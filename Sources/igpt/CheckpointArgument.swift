@@ -19,7 +19,7 @@ enum CheckpointArgument {
       throw CleanError("\(path): no such checkpoint (give a step directory, a run directory or a model.safetensors)")
     }
     if !isDir.boolValue {
-      return Resolved(model: try IGPT(huggingFacePath: path), state: nil, description: path)
+      return Resolved(model: try IGPT.load(huggingFacePath: path), state: nil, description: path)
     }
     if FileManager.default.fileExists(atPath: (path as NSString).appendingPathComponent("state.json")) {
       let l = try Checkpoint.read(path)
@@ -30,7 +30,7 @@ enum CheckpointArgument {
     }
     let file = (path as NSString).appendingPathComponent("model.safetensors")
     if FileManager.default.fileExists(atPath: file) {
-      return Resolved(model: try IGPT(huggingFacePath: file), state: nil, description: file)
+      return Resolved(model: try IGPT.load(huggingFacePath: file), state: nil, description: file)
     }
     throw CleanError("\(path): holds no checkpoint (no state.json, checkpoints/ or model.safetensors)")
   }

@@ -194,6 +194,17 @@ import Testing
     // the model file is HF layout with its shape in __metadata__
     let file = try Safetensors.decode(FileManager.default.contents(atPath: Checkpoint.list(runDir: run)[0] + "/model.safetensors")!)
     #expect(file.metadata["n_layer"] == "2" && file.metadata["n_ctx"] == "16" && file.metadata["objective"] == "ar")
+    // streamed from the slabs, it is byte for byte what Safetensors.encode would build
+    let newest = Checkpoint.list(runDir: run)[0]
+    let written = FileManager.default.contents(atPath: newest + "/model.safetensors")!
+    #expect(written == (try t.model.huggingFaceSafetensors(extraMetadata: ["step": "4"])))
+    let optimizer = FileManager.default.contents(atPath: newest + "/optimizer.safetensors")!
+    let n = t.optimizer.count
+    let encoded = try Safetensors.encode(
+      [.init(name: "adam.m", shape: [n], data: UnsafeBufferPointer(start: t.optimizer.m, count: n)),
+       .init(name: "adam.v", shape: [n], data: UnsafeBufferPointer(start: t.optimizer.v, count: n))],
+      metadata: ["steps": "4", "format": "igpt-adamw"])
+    #expect(optimizer == encoded)
   }
 
   @Test func trainingLowersTheLoss() throws {
