@@ -205,7 +205,7 @@ public final class Coordinator {
     validating = s > startStep && !valBatches.isEmpty && trainer.validationDue(afterStep: s)
     if config.probes.every > 0 && s > startStep && s % config.probes.every == 0 {
       let p = config.probes
-      let job = probes.add(.init(layers: p.layers, trainImages: p.trainImages, evalImages: p.evalImages), origin: "schedule", step: s)
+      let job = probes.add(ProbeJob.Request(p), origin: "schedule", step: s)
       options.log("probe \(job.id) scheduled at step \(s)")
     }
     if validating {
@@ -354,7 +354,7 @@ public final class Coordinator {
     probeRun = nil
     switch outcome {
     case .success(let results):
-      let best = results.max { $0.valAccuracy < $1.valAccuracy }
+      let best = ProbeSweep.bestLayer(results)
       probes.update(run.jobId) {
         $0.state = .done
         $0.results = results
@@ -489,18 +489,13 @@ public final class Coordinator {
       badInput.note("dropped probe submission from \(address): \(error)")
       return
     }
-    let p = config.probes
-    let request = ProbeJob.Request(layers: req.layers ?? p.layers, trainImages: req.trainImages ?? p.trainImages,
-                                   evalImages: req.evalImages ?? p.evalImages)
-    do {
-      _ = try LinearProbe.parseLayers(request.layers, modelLayers: trainer.model.config.layers)
-      guard request.trainImages >= 10, request.evalImages >= 10 else { throw ProbeError("probes need at least 10 train and 10 eval images") }
-    } catch {
-      send(Message(.refuse, meta: Meta.Refuse(reason: "\(error)", fatal: false)), to: id)
+    let request = ProbeJob.Request(config.probes, overriddenBy: req)
+    if let problem = request.problem(modelLayers: trainer.model.config.layers) {
+      send(Message(.refuse, meta: Meta.Refuse(reason: problem, fatal: false)), to: id)
       return
     }
     let job = probes.add(request, origin: "submitted", step: trainer.step)
-    options.log("probe \(job.id) submitted from \(address): layers \(request.layers), \(request.trainImages) train images")
+    options.log("probe \(job.id) submitted from \(address): layers \(request.layers), \(request.trainImages) train images\(request.extras)")
     send(Message(.probeList, runHash: runHash, meta: Meta.ProbeList(jobs: [job] + probes.jobs.filter { $0.id != job.id }.reversed())), to: id)
   }
 

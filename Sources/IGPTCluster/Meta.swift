@@ -75,10 +75,19 @@ public enum Meta {
     public var layers: String?
     public var trainImages: Int?
     public var evalImages: Int?
-    public init(layers: String?, trainImages: Int?, evalImages: Int?) {
+    public var labelsPerClass: Int?
+    public var concat: Int?
+    public var rawPixels: Bool?
+    public var masks: Int?
+    public init(layers: String?, trainImages: Int?, evalImages: Int?, labelsPerClass: Int? = nil, concat: Int? = nil,
+                rawPixels: Bool? = nil, masks: Int? = nil) {
       self.layers = layers
       self.trainImages = trainImages
       self.evalImages = evalImages
+      self.labelsPerClass = labelsPerClass
+      self.concat = concat
+      self.rawPixels = rawPixels
+      self.masks = masks
     }
   }
 

@@ -1,6 +1,7 @@
 import Foundation
 import IGPTData
 import IGPTProbe
+import IGPTTraining
 
 /// A linear-probe evaluation queued on a coordinator: which layers, on how many images, and
 /// (once done) the accuracies. Jobs are kept in RUN/probe-jobs.json, so queued and running jobs
@@ -12,10 +13,63 @@ public struct ProbeJob: Codable, Sendable {
     public var layers: String
     public var trainImages: Int
     public var evalImages: Int
-    public init(layers: String, trainImages: Int, evalImages: Int) {
+    /// Low-data mode: this many train images per class (seeded), from the first trainImages.
+    public var labelsPerClass: Int?
+    /// Also probe the concatenation of this many layers around the best one (0 or 1 = off).
+    public var concat = 0
+    /// Also fit the raw-pixel baseline.
+    public var rawPixels = false
+    /// BERT models: average each image's features over this many random masks.
+    public var masks = 1
+
+    public init(layers: String, trainImages: Int, evalImages: Int, labelsPerClass: Int? = nil, concat: Int = 0,
+                rawPixels: Bool = false, masks: Int = 1) {
       self.layers = layers
       self.trainImages = trainImages
       self.evalImages = evalImages
+      self.labelsPerClass = labelsPerClass
+      self.concat = concat
+      self.rawPixels = rawPixels
+      self.masks = masks
+    }
+
+    /// The run's probes settings with a submission's overrides.
+    public init(_ p: RunConfig.Probes, overriddenBy s: Meta.ProbeSubmit? = nil) {
+      self.init(layers: s?.layers ?? p.layers, trainImages: s?.trainImages ?? p.trainImages,
+                evalImages: s?.evalImages ?? p.evalImages, labelsPerClass: s?.labelsPerClass ?? p.labelsPerClass,
+                concat: s?.concat ?? p.concat, rawPixels: s?.rawPixels ?? p.rawPixels, masks: s?.masks ?? p.masks)
+    }
+
+    /// Jobs saved before the newer options existed read with their defaults.
+    public init(from decoder: Decoder) throws {
+      let c = try decoder.container(keyedBy: CodingKeys.self)
+      layers = try c.decode(String.self, forKey: .layers)
+      trainImages = try c.decode(Int.self, forKey: .trainImages)
+      evalImages = try c.decode(Int.self, forKey: .evalImages)
+      labelsPerClass = try c.decodeIfPresent(Int.self, forKey: .labelsPerClass)
+      concat = try c.decodeIfPresent(Int.self, forKey: .concat) ?? 0
+      rawPixels = try c.decodeIfPresent(Bool.self, forKey: .rawPixels) ?? false
+      masks = try c.decodeIfPresent(Int.self, forKey: .masks) ?? 1
+    }
+
+    /// Why this request cannot run on a model of `modelLayers` layers, or nil.
+    public func problem(modelLayers: Int) -> String? {
+      do { _ = try LinearProbe.parseLayers(layers, modelLayers: modelLayers) } catch { return "\(error)" }
+      if trainImages < 10 || evalImages < 10 { return "probes need at least 10 train and 10 eval images" }
+      if let n = labelsPerClass, n < 1 { return "labels per class must be at least 1" }
+      if concat < 0 || concat > modelLayers + 1 { return "concat must be in 0...\(modelLayers + 1)" }
+      if masks < 1 || masks > 64 { return "masks must be in 1...64" }
+      return nil
+    }
+
+    /// The options beyond layers and images, for summaries ("" when none).
+    var extras: String {
+      var parts: [String] = []
+      if let n = labelsPerClass { parts.append("\(n) labels per class") }
+      if concat > 1 { parts.append("concat \(concat)") }
+      if rawPixels { parts.append("raw pixels") }
+      if masks > 1 { parts.append("\(masks) masks") }
+      return parts.isEmpty ? "" : " (" + parts.joined(separator: ", ") + ")"
     }
   }
 
@@ -34,7 +88,7 @@ public struct ProbeJob: Codable, Sendable {
 
   /// One line for `igpt probe list` and `igpt status`.
   public var summary: String {
-    var s = "probe \(id) [\(state.rawValue)] layers \(request.layers), \(request.trainImages) train images (\(origin) at step \(submittedAtStep))"
+    var s = "probe \(id) [\(state.rawValue)] layers \(request.layers), \(request.trainImages) train images\(request.extras) (\(origin) at step \(submittedAtStep))"
     if let step { s += ", parameters of step \(step)" }
     if let best = results.first(where: { $0.features == bestLayer }) {
       s += String(format: ": best layer %@, test accuracy %.4f", best.features, best.testAccuracy)

@@ -12,7 +12,10 @@ final class ProbeRun {
     var meta: Meta.Task
     var body: Data
     var split: Int
+    /// Position of the task's first image among the split's chosen images.
     var offset: Int
+    /// Which of the BERT masks (0 for AR models).
+    var pass: Int
     var sentAt: Date?
     var done = false
   }
@@ -21,14 +24,18 @@ final class ProbeRun {
   let step: Int
   let version: UInt64
   let paramsPayload: Data
+  let request: ProbeJob.Request
   let layers: [Int]
   let modelLayers: Int
   let width: Int
+  let passes: Int
   var tasks: [FeatureTask] = []
   var queue: [Int] = []
-  /// split (train, val, test) -> layer -> count x C
-  var features: [[[Float]]]
+  /// pass -> split (train, val, test) -> layer -> count x C; averaged over passes in pass order.
+  var features: [[[[Float]]]]
   let labels: [[Int]]
+  /// The raw-pixel baseline's features, when the job asks for it (built here, no model needed).
+  let pixels: ProbeSweep.Splits?
   let started = Date()
   /// Compute seconds workers spent on this job's features, and on training meanwhile.
   var probeSeconds = 0.0
@@ -44,37 +51,56 @@ final class ProbeRun {
   init(job: ProbeJob, step: Int, model: IGPT, store: TokenStore, firstTaskId: UInt64) throws {
     jobId = job.id
     self.step = step
+    request = job.request
     version = Message.probeVersionBase + UInt64(job.id)
     paramsPayload = GradientCodec.encode(model.params, count: model.parameterCount)
     modelLayers = model.config.layers
     width = model.config.embd
     layers = try LinearProbe.parseLayers(job.request.layers, modelLayers: model.config.layers)
+    let bert = model.config.objective == .bert
+    passes = bert ? max(1, job.request.masks) : 1
     var labels: [[Int]] = []
+    var chosen: [[Int]] = []
     var id = firstTaskId
     for (s, name) in Self.splitNames.enumerated() {
       guard store.manifest.splits[name] != nil else { throw ProbeError("the token store has no \(name) split") }
       let split = try store.split(name)
-      let n = min(split.count, s == 0 ? job.request.trainImages : job.request.evalImages)
-      labels.append(try (0..<n).map { Int(try split.label($0)) })
-      for offset in stride(from: 0, to: n, by: Self.chunk) {
-        let idx = Array(offset..<min(n, offset + Self.chunk))
-        var tokens = [Int32](repeating: 0, count: idx.count * split.sequenceLength)
+      var idx = Array(0..<min(split.count, s == 0 ? job.request.trainImages : job.request.evalImages))
+      if s == 0, let n = job.request.labelsPerClass {
+        idx = LinearProbe.labelsPerClass(try idx.map { Int(try split.label($0)) }, perClass: n, seed: UInt64(job.id))
+      }
+      chosen.append(idx)
+      labels.append(try idx.map { Int(try split.label($0)) })
+      for offset in stride(from: 0, to: idx.count, by: Self.chunk) {
+        let part = Array(idx[offset..<min(idx.count, offset + Self.chunk)])
+        var tokens = [Int32](repeating: 0, count: part.count * split.sequenceLength)
         try tokens.withUnsafeMutableBufferPointer { t in
-          for (i, j) in idx.enumerated() { try split.copyTokens(j, into: t.baseAddress! + i * split.sequenceLength) }
+          for (i, j) in part.enumerated() { try split.copyTokens(j, into: t.baseAddress! + i * split.sequenceLength) }
         }
-        var mask: [UInt8] = []
-        if model.config.objective == .bert {
-          var rng = SeededRandom(seed: UInt64(offset) &* 31 &+ UInt64(s))
-          mask = BERTMask.draw(B: idx.count, T: split.sequenceLength, rng: &rng)
+        for pass in 0..<passes {
+          var mask: [UInt8] = []
+          if bert {
+            var rng = SeededRandom(seed: UInt64(offset) &* 31 &+ UInt64(s) &+ UInt64(pass) &* 0x9E37_79B9)
+            mask = BERTMask.draw(B: part.count, T: split.sequenceLength, rng: &rng)
+          }
+          let meta = Meta.Task(id: id, kind: .features, step: step, micro: tasks.count, count: part.count,
+                               length: split.sequenceLength, scale: 1, hasMask: !mask.isEmpty)
+          id += 1
+          tasks.append(FeatureTask(meta: meta, body: Meta.Task.body(tokens: tokens, mask: mask), split: s, offset: offset, pass: pass))
         }
-        let meta = Meta.Task(id: id, kind: .features, step: step, micro: tasks.count, count: idx.count, length: split.sequenceLength,
-                             scale: 1, hasMask: !mask.isEmpty)
-        id += 1
-        tasks.append(FeatureTask(meta: meta, body: Meta.Task.body(tokens: tokens, mask: mask), split: s, offset: offset))
       }
     }
     self.labels = labels
-    features = labels.map { l in Array(repeating: [Float](repeating: 0, count: l.count * model.config.embd), count: model.config.layers + 1) }
+    let perPass = labels.map { l in Array(repeating: [Float](repeating: 0, count: l.count * model.config.embd), count: model.config.layers + 1) }
+    features = Array(repeating: perPass, count: passes)
+    if job.request.rawPixels {
+      func set(_ s: Int) throws -> FeatureSet {
+        try FeatureExtractor.rawPixels(try store.split(Self.splitNames[s]), indices: chosen[s], palette: store.palette)
+      }
+      pixels = ProbeSweep.Splits(train: try set(0), val: try set(1), test: try set(2))
+    } else {
+      pixels = nil
+    }
     queue = Array(tasks.indices)
   }
 
@@ -88,7 +114,7 @@ final class ProbeRun {
     var f = [Float](repeating: 0, count: n)
     try f.withUnsafeMutableBufferPointer { try GradientCodec.decode(payload, into: $0.baseAddress!, count: n) }
     for l in 0...modelLayers {
-      for i in 0..<(t.meta.count * width) { features[t.split][l][t.offset * width + i] = f[(l * t.meta.count) * width + i] }
+      for i in 0..<(t.meta.count * width) { features[t.pass][t.split][l][t.offset * width + i] = f[(l * t.meta.count) * width + i] }
     }
     tasks[idx].done = true
   }
@@ -97,10 +123,22 @@ final class ProbeRun {
   func evaluate() {
     evaluating = true
     featureSeconds = Date().timeIntervalSince(started)
-    let layers = self.layers, features = self.features, labels = self.labels, width = self.width
+    let request = self.request, layers = self.layers, labels = self.labels, width = self.width
+    let modelLayers = self.modelLayers, pixels = self.pixels
+    // BERT: the mean over masks, summed in pass order (arrival order cannot change the bytes)
+    var mean = features[0]
+    if passes > 1 {
+      for pass in 1..<passes {
+        for s in mean.indices { for l in mean[s].indices { for i in mean[s][l].indices { mean[s][l][i] += features[pass][s][l][i] } } }
+      }
+      let inv = 1 / Float(passes)
+      for s in mean.indices { for l in mean[s].indices { for i in mean[s][l].indices { mean[s][l][i] *= inv } } }
+    }
     Thread.detachNewThread { [self] in
-      func set(_ l: Int, _ s: Int) -> FeatureSet { FeatureSet(width: width, values: features[s][l], labels: labels[s]) }
-      let results = layers.map { l in LinearProbe.evaluate("\(l)", train: set(l, 0), val: set(l, 1), test: set(l, 2)) }
+      func set(_ l: Int, _ s: Int) -> FeatureSet { FeatureSet(width: width, values: mean[s][l], labels: labels[s]) }
+      let results = ProbeSweep.run(
+        layers: layers, modelLayers: modelLayers, layer: { ProbeSweep.Splits(train: set($0, 0), val: set($0, 1), test: set($0, 2)) },
+        concat: request.concat, pixels: pixels)
       lock.withLock { outcome = .success(results) }
     }
   }

@@ -97,6 +97,14 @@ public struct RunConfig: Codable, Equatable, Sendable {
     public var evalImages = 2000
     /// Largest share of the workers' compute time probe feature extraction may take.
     public var share = 0.25
+    /// Low-data probes: this many train images per class (nil = all trainImages).
+    public var labelsPerClass: Int?
+    /// Also probe the concatenation of this many layers around the best one (0 = off).
+    public var concat = 0
+    /// Also fit the raw-pixel baseline.
+    public var rawPixels = false
+    /// BERT models: average features over this many random masks.
+    public var masks = 1
 
     public init() {}
 
@@ -107,6 +115,10 @@ public struct RunConfig: Codable, Equatable, Sendable {
       trainImages = try c.decodeIfPresent(Int.self, forKey: .trainImages) ?? trainImages
       evalImages = try c.decodeIfPresent(Int.self, forKey: .evalImages) ?? evalImages
       share = try c.decodeIfPresent(Double.self, forKey: .share) ?? share
+      labelsPerClass = try c.decodeIfPresent(Int.self, forKey: .labelsPerClass)
+      concat = try c.decodeIfPresent(Int.self, forKey: .concat) ?? concat
+      rawPixels = try c.decodeIfPresent(Bool.self, forKey: .rawPixels) ?? rawPixels
+      masks = try c.decodeIfPresent(Int.self, forKey: .masks) ?? masks
     }
   }
 
@@ -230,12 +242,17 @@ public struct RunConfig: Codable, Equatable, Sendable {
       c.cluster.taskTimeout = try r.double(k, "task_timeout", at: "cluster") ?? c.cluster.taskTimeout
     }
     if let k = try r.section(top, "probes") {
-      try r.onlyKeys(k, ["every", "layers", "train_images", "eval_images", "share"], at: "probes")
+      try r.onlyKeys(k, ["every", "layers", "train_images", "eval_images", "share", "labels_per_class", "concat",
+                         "raw_pixels", "masks"], at: "probes")
       c.probes.every = try r.int(k, "every", at: "probes") ?? c.probes.every
       if let l = k["layers"] { c.probes.layers = "\(l)" }
       c.probes.trainImages = try r.int(k, "train_images", at: "probes") ?? c.probes.trainImages
       c.probes.evalImages = try r.int(k, "eval_images", at: "probes") ?? c.probes.evalImages
       c.probes.share = try r.double(k, "share", at: "probes") ?? c.probes.share
+      c.probes.labelsPerClass = try r.int(k, "labels_per_class", at: "probes") ?? c.probes.labelsPerClass
+      c.probes.concat = try r.int(k, "concat", at: "probes") ?? c.probes.concat
+      c.probes.rawPixels = try r.bool(k, "raw_pixels", at: "probes") ?? c.probes.rawPixels
+      c.probes.masks = try r.int(k, "masks", at: "probes") ?? c.probes.masks
     }
     try c.validate(name: name)
     return c
@@ -281,6 +298,9 @@ public struct RunConfig: Codable, Equatable, Sendable {
     try check(probes.trainImages >= 10, "probes.train_images", "must be at least 10")
     try check(probes.evalImages >= 10, "probes.eval_images", "must be at least 10")
     try check(probes.share > 0 && probes.share <= 1, "probes.share", "must be in (0, 1] (got \(probes.share))")
+    try check((probes.labelsPerClass ?? 1) >= 1, "probes.labels_per_class", "must be at least 1")
+    try check(probes.concat >= 0, "probes.concat", "must be at least 0 (0 = off)")
+    try check(probes.masks >= 1 && probes.masks <= 64, "probes.masks", "must be in 1...64")
     try check(checkpoint.keep >= 1, "checkpoint.keep", "must be at least 1 (got \(checkpoint.keep))")
   }
 

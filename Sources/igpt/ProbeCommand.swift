@@ -19,20 +19,31 @@ struct ProbeCommand: ParsableCommand {
       discussion: """
         The job uses the parameters of the step at which it starts; its results go to RUN/probes.jsonl and `igpt probe list`. Defaults come from the run config's probes section.
 
-        Example: igpt probe submit --coordinator tcp://127.0.0.1:5555 --layers 2,4,6
+        Example: igpt probe submit --coordinator tcp://127.0.0.1:5555 --layers 2,4,6 --concat 3 --raw-pixels
         """)
     @Option(help: "Coordinator endpoint.") var coordinator: String
     @OptionGroup var keys: ClientKeyOptions
     @Option(help: "Layers: all, mid or a list like 1,4,7 (default: the config's probes.layers).") var layers: String?
     @Option(name: .customLong("train-images"), help: "Train images to fit on (default: probes.train_images).") var trainImages: Int?
     @Option(name: .customLong("eval-images"), help: "Val and test images (default: probes.eval_images).") var evalImages: Int?
+    @Option(name: .customLong("labels-per-class"), help: "Low-data probe: this many train images per class, seeded (default: probes.labels_per_class).")
+    var labelsPerClass: Int?
+    @Option(help: "Also probe the concatenation of K layers centred on the best one (default: probes.concat).") var concat: Int?
+    @Flag(name: .customLong("raw-pixels"), help: "Also fit the raw-pixel baseline (default: probes.raw_pixels).") var rawPixels = false
+    @Option(help: "BERT models: average features over this many random masks (default: probes.masks).") var masks: Int?
     @Option(help: "Seconds to wait for an answer.") var timeout: Double = 10
+
+    func validate() throws {
+      if let n = labelsPerClass, n < 1 { throw ValidationError("--labels-per-class must be at least 1") }
+      if let k = concat, k < 0 { throw ValidationError("--concat must be at least 0") }
+      if let k = masks, k < 1 { throw ValidationError("--masks must be at least 1") }
+    }
 
     func run() throws {
       let client = try ClusterClient(endpoint: coordinator, keys: try keys.load())
-      let reply = try client.request(
-        Message(.probeSubmit, meta: Meta.ProbeSubmit(layers: layers, trainImages: trainImages, evalImages: evalImages)),
-        expecting: .probeList, timeout: timeout)
+      let submit = Meta.ProbeSubmit(layers: layers, trainImages: trainImages, evalImages: evalImages, labelsPerClass: labelsPerClass,
+                                    concat: concat, rawPixels: rawPixels ? true : nil, masks: masks)
+      let reply = try client.request(Message(.probeSubmit, meta: submit), expecting: .probeList, timeout: timeout)
       let list = try reply.decodeMeta(Meta.ProbeList.self)
       guard let job = list.jobs.first else { throw CleanError("the coordinator queued nothing") }
       print("queued \(job.summary)")
@@ -186,28 +197,21 @@ struct ProbeCommand: ParsableCommand {
       progress.finish()
       logLine(String(format: "features: %d images in %.1f s (%.0f tokens/s)", total, featureSeconds, tokensPerSecond))
 
-      var results: [LinearProbe.Result] = []
-      func probe(_ name: String, _ train: FeatureSet, _ val: FeatureSet, _ test: FeatureSet) {
-        let r = LinearProbe.evaluate(name, train: train, val: val, test: test)
-        logLine(String(format: "  %@ width %4d  l2 %-6g  train %.4f  val %.4f  %@ %.4f  (%.1f s)", Self.pad(name) as NSString, r.width, r.l2,
+      let pixels = rawPixels
+        ? ProbeSweep.Splits(
+          train: try FeatureExtractor.rawPixels(trainSplit, indices: trainIdx, palette: store.palette),
+          val: try FeatureExtractor.rawPixels(valSplit, indices: valIdx, palette: store.palette),
+          test: try FeatureExtractor.rawPixels(testSplit, indices: testIdx, palette: store.palette))
+        : nil
+      let results = ProbeSweep.run(
+        layers: chosen, modelLayers: model.config.layers,
+        layer: { ProbeSweep.Splits(train: feats["train"]![$0], val: feats["val"]![$0], test: feats[split]![$0]) },
+        concat: concat, pixels: pixels
+      ) { r in
+        logLine(String(format: "  %@ width %4d  l2 %-6g  train %.4f  val %.4f  %@ %.4f  (%.1f s)", Self.pad(r.features) as NSString, r.width, r.l2,
                        r.trainAccuracy, r.valAccuracy, split as NSString, r.testAccuracy, r.seconds))
-        results.append(r)
       }
-      for l in chosen { probe("\(l)", feats["train"]![l], feats["val"]![l], feats[split]![l]) }
-      let best = results.max { $0.valAccuracy < $1.valAccuracy }!
-      if concat > 1, let b = Int(best.features) {
-        let lo = max(0, b - (concat - 1) / 2), hi = min(model.config.layers, lo + concat - 1)
-        let ls = Array(lo...hi)
-        func cat(_ name: String) -> FeatureSet { FeatureSet.concatenate(ls.map { feats[name]![$0] }) }
-        probe(ls.map(String.init).joined(separator: "+"), cat("train"), cat("val"), cat(split))
-      }
-      if rawPixels {
-        probe("pixels", try FeatureExtractor.rawPixels(trainSplit, indices: trainIdx, palette: store.palette),
-              try FeatureExtractor.rawPixels(valSplit, indices: valIdx, palette: store.palette),
-              try FeatureExtractor.rawPixels(testSplit, indices: testIdx, palette: store.palette))
-      }
-      let layerResults = results.filter { Int($0.features) != nil }
-      let bestLayer = layerResults.max { $0.valAccuracy < $1.valAccuracy }!
+      let bestLayer = ProbeSweep.bestLayer(results)!
       print("layer      width  l2       train    val      \(split)")
       for r in results {
         print(String(format: "%@ %5d  %-7g  %.4f   %.4f   %.4f%@", Self.pad(r.features) as NSString, r.width, r.l2, r.trainAccuracy, r.valAccuracy,

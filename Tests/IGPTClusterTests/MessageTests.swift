@@ -60,6 +60,24 @@ import Testing
     #expect(throws: ConfigError.self) { try RunConfig.parse("cluster: {port: 1}") }
   }
 
+  @Test func probeAndRecomputeSettingsAreParsedAndChecked() throws {
+    let c = try RunConfig.parse("probes: {labels_per_class: 5, concat: 3, raw_pixels: true, masks: 4}\ntrain: {recompute: true}")
+    #expect(c.probes.labelsPerClass == 5 && c.probes.concat == 3 && c.probes.rawPixels && c.probes.masks == 4)
+    #expect(c.train.recompute)
+    #expect(throws: ConfigError.self) { try RunConfig.parse("probes: {masks: 0}") }
+    #expect(throws: ConfigError.self) { try RunConfig.parse("probes: {raw_pixels: 3}") }
+    #expect(throws: ConfigError.self) { try RunConfig.parse("train: {recompute: yes please}") }
+    // a request takes the config's defaults, a submission overrides them, and bad values are named
+    let r = ProbeJob.Request(c.probes, overriddenBy: Meta.ProbeSubmit(layers: "1", trainImages: nil, evalImages: nil, concat: 0))
+    #expect(r.layers == "1" && r.concat == 0 && r.labelsPerClass == 5 && r.rawPixels && r.masks == 4)
+    #expect(r.problem(modelLayers: 4) == nil)
+    #expect(ProbeJob.Request(layers: "1", trainImages: 40, evalImages: 10, concat: 9).problem(modelLayers: 4)?.contains("concat") == true)
+    // recompute is memory, not bytes: a worker may differ in it
+    var w = c
+    w.train.recompute = false
+    #expect(Coordinator.difference(mine: c, theirs: w) == nil)
+  }
+
   @Test func configDifferencesNameTheKey() throws {
     let a = try RunConfig.parse("train: {lr: 0.01, threads: 1}")
     var b = a

@@ -20,17 +20,25 @@ import Testing
     #expect(sub.status == 0 && sub.stdout.contains("queued probe 1"), "\(sub.stdout)\(sub.stderr)")
     let bad = try IGPTBinary.run(["probe", "submit", "--coordinator", "tcp://127.0.0.1:\(port)", "--layers", "9"])
     #expect(bad.status != 0 && bad.stderr.contains("--layers 9"), "\(bad.stderr)")
+    // the same options as `igpt probe run`: low-data, concatenation around the best layer, pixels
+    let full = try IGPTBinary.run(["probe", "submit", "--coordinator", "tcp://127.0.0.1:\(port)", "--layers", "1,2", "--train-images", "40",
+                                   "--eval-images", "10", "--labels-per-class", "2", "--concat", "2", "--raw-pixels"])
+    #expect(full.status == 0 && full.stdout.contains("queued probe 2") && full.stdout.contains("2 labels per class"), "\(full.stdout)\(full.stderr)")
     let w = try ClusterProcess("w", ["worker", "--connect", "tcp://127.0.0.1:\(port)", "--give-up-after", "30"], logDir: s.dir)
-    #expect(ClusterProcess.waitFor(timeout: 60) { (try? list(port).first?["state"] as? String) == "done" }, "\(c.log)")
-    let job = try #require(try list(port).first)
+    #expect(ClusterProcess.waitFor(timeout: 90) { (try? list(port).allSatisfy { $0["state"] as? String == "done" }) == true }, "\(c.log)")
+    let jobs = try list(port)
+    let job = try #require(jobs.first { $0["id"] as? Int == 1 })
     let results = job["results"] as? [[String: Any]] ?? []
     #expect(results.map { $0["features"] as? String } == ["1", "2"])
     #expect(results.allSatisfy { ($0["testAccuracy"] as? Double ?? -1) >= 0 })
     #expect(job["step"] as? Int != nil)
+    let fullJob = try #require(jobs.first { $0["id"] as? Int == 2 })
+    let names = (fullJob["results"] as? [[String: Any]] ?? []).map { $0["features"] as? String ?? "?" }
+    #expect(names.count == 4 && names.prefix(2) == ["1", "2"] && names.last == "pixels" && names[2].contains("+"), "\(names)")
     #expect(c.wait(timeout: 120) == 0, "\(c.log)")
     #expect(w.wait(timeout: 10) == 0)
     let lines = try String(contentsOfFile: s.dir + "/p/probes.jsonl", encoding: .utf8).split(separator: "\n")
-    #expect(lines.count == 1 && lines[0].contains("\"bestLayer\""))
+    #expect(lines.count == 2 && lines.allSatisfy { $0.contains("\"bestLayer\"") })
     // the probe's feature work did not change training: same model as igpt train
     let last = s.dir + "/p/checkpoints/" + String(format: "step-%08d", s.steps)
     #expect(FileManager.default.contents(atPath: last + "/model.safetensors") == s.reference.model)
@@ -58,11 +66,30 @@ import Testing
     #expect(jobs.count == 1 && jobs.first?["state"] as? String == "done", "\(jobs)")
   }
 
+  /// A BERT run's probe job averages each image's features over several random masks, the
+  /// passes spread over the workers like any feature microbatch.
+  @Test func aBERTProbeAveragesOverMasks() throws {
+    let s = try ClusterTests.setUp("probe-bert", steps: 40)
+    let port = 5871
+    let config = s.dir + "/bert.yaml"
+    try String(contentsOfFile: s.config, encoding: .utf8).replacingOccurrences(of: "objective: ar", with: "objective: bert")
+      .write(toFile: config, atomically: true, encoding: .utf8)
+    let c = try ClusterProcess("c", ["coordinator", "--config", config, "--run", s.dir + "/bert", "--bind", "tcp://127.0.0.1:\(port)"], logDir: s.dir)
+    let sub = try IGPTBinary.run(["probe", "submit", "--coordinator", "tcp://127.0.0.1:\(port)", "--layers", "2", "--train-images", "40",
+                                  "--eval-images", "10", "--masks", "3"])
+    #expect(sub.status == 0 && sub.stdout.contains("3 masks"), "\(sub.stdout)\(sub.stderr)")
+    let w = try ClusterProcess("w", ["worker", "--connect", "tcp://127.0.0.1:\(port)", "--give-up-after", "30"], logDir: s.dir)
+    #expect(c.wait(timeout: 120) == 0, "\(c.log)")
+    w.wait(timeout: 10)
+    let lines = try String(contentsOfFile: s.dir + "/bert/probes.jsonl", encoding: .utf8).split(separator: "\n")
+    #expect(lines.count == 1 && lines[0].contains("\"state\":\"done\"") && lines[0].contains("\"masks\":3"), "\(lines)")
+  }
+
   @Test func aScheduledProbeRunsEveryNSteps() throws {
     let s = try ClusterTests.setUp("probe-schedule")
     let port = 5861
     let config = s.dir + "/scheduled.yaml"
-    try (String(contentsOfFile: s.config, encoding: .utf8) + "\nprobes: {every: 60, layers: \"2\", train_images: 40, eval_images: 10}\n")
+    try (String(contentsOfFile: s.config, encoding: .utf8) + "\nprobes: {every: 60, layers: \"2\", train_images: 40, eval_images: 10, raw_pixels: true}\n")
       .write(toFile: config, atomically: true, encoding: .utf8)
     let c = try ClusterProcess("c", ["coordinator", "--config", config, "--run", s.dir + "/sch", "--bind", "tcp://127.0.0.1:\(port)"], logDir: s.dir)
     let w = try ClusterProcess("w", ["worker", "--connect", "tcp://127.0.0.1:\(port)", "--give-up-after", "30"], logDir: s.dir)
@@ -72,6 +99,7 @@ import Testing
     // steps 60 and 120, each on the parameters of the step it started at
     #expect(lines.count == 2, "\(c.log)")
     #expect(lines.allSatisfy { $0.contains("\"origin\":\"schedule\"") })
+    #expect(lines.allSatisfy { $0.contains("\"features\":\"pixels\"") }, "probes.raw_pixels adds the pixel baseline")
   }
 }
 

@@ -1,0 +1,45 @@
+/// One probe evaluation, as `igpt probe run` and cluster probe jobs both report it: a probe per
+/// chosen layer, then the concatenation of K layers centred on the best of them, then the same
+/// solver on raw pixels (the floor features must beat).
+public enum ProbeSweep {
+  /// Features of one kind for the three splits.
+  public struct Splits {
+    public var train: FeatureSet
+    public var val: FeatureSet
+    public var test: FeatureSet
+    public init(train: FeatureSet, val: FeatureSet, test: FeatureSet) {
+      self.train = train
+      self.val = val
+      self.test = test
+    }
+  }
+
+  /// Fits every probe in report order, calling `fitted` after each; `layer(l)` gives the
+  /// features of layer l (0...modelLayers).
+  public static func run(
+    layers: [Int], modelLayers: Int, layer: (Int) -> Splits, concat: Int = 0, pixels: Splits? = nil,
+    fitted: (LinearProbe.Result) -> Void = { _ in }
+  ) -> [LinearProbe.Result] {
+    var results: [LinearProbe.Result] = []
+    func probe(_ name: String, _ s: Splits) {
+      let r = LinearProbe.evaluate(name, train: s.train, val: s.val, test: s.test)
+      fitted(r)
+      results.append(r)
+    }
+    for l in layers { probe("\(l)", layer(l)) }
+    if concat > 1, let best = bestLayer(results), let b = Int(best.features) {
+      let lo = max(0, min(b - (concat - 1) / 2, modelLayers + 1 - concat)), hi = min(modelLayers, lo + concat - 1)
+      let sets = (lo...hi).map(layer)
+      probe((lo...hi).map(String.init).joined(separator: "+"),
+            Splits(train: .concatenate(sets.map(\.train)), val: .concatenate(sets.map(\.val)),
+                   test: .concatenate(sets.map(\.test))))
+    }
+    if let pixels { probe("pixels", pixels) }
+    return results
+  }
+
+  /// The best single-layer result, by held-out (val) accuracy.
+  public static func bestLayer(_ results: [LinearProbe.Result]) -> LinearProbe.Result? {
+    results.filter { Int($0.features) != nil }.max { $0.valAccuracy < $1.valAccuracy }
+  }
+}
