@@ -54,6 +54,7 @@ let package = Package(
     .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
     .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
     .target(name: "CImage"),  // stb headers from libstb-dev; the implementation compiled here
+    .target(name: "CChecksum"),  // CRC-32C with the SSE4.2 instruction, for message checksums
 
     .target(name: "IGPTKernels", dependencies: ["CBLAS"], swiftSettings: releaseFlags),
     .target(name: "IGPTModel", dependencies: ["IGPTKernels"], swiftSettings: releaseFlags),
@@ -65,7 +66,7 @@ let package = Package(
       swiftSettings: releaseFlags),
     .target(name: "IGPTProbe", dependencies: ["IGPTKernels", "IGPTModel", "IGPTData", "CBLAS"], swiftSettings: releaseFlags),
     .target(
-      name: "IGPTCluster", dependencies: ["IGPTKernels", "IGPTModel", "IGPTData", "IGPTTraining", "IGPTProbe", "CZeroMQ", "CLZ4"],
+      name: "IGPTCluster", dependencies: ["IGPTKernels", "IGPTModel", "IGPTData", "IGPTTraining", "IGPTProbe", "CZeroMQ", "CLZ4", "CChecksum"],
       swiftSettings: releaseFlags),
     .executableTarget(
       name: "igpt",
@@ -86,7 +87,7 @@ let package = Package(
     .testTarget(name: "IGPTProbeTests", dependencies: ["IGPTProbe", "IGPTModel", "IGPTKernels"]),
     .testTarget(
       name: "IGPTClusterTests",
-      dependencies: ["IGPTCluster", "IGPTTraining", "IGPTData", "IGPTModel", "IGPTKernels", "IGPTTestSupport"]),
+      dependencies: ["IGPTCluster", "CChecksum", "IGPTTraining", "IGPTData", "IGPTModel", "IGPTKernels", "IGPTTestSupport"]),
     .testTarget(
       name: "IGPTEndToEndTests",
       dependencies: ["IGPTCluster", "IGPTTraining", "IGPTData", "IGPTModel", "IGPTKernels", "IGPTTestSupport"]),

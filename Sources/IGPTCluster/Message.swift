@@ -1,3 +1,4 @@
+import CChecksum
 import Foundation
 import IGPTData
 
@@ -8,10 +9,10 @@ import IGPTData
 /// ```
 ///  0  magic "IGPT"          4  protocol version u16   6  type u16
 ///  8  run hash u64         16  parameter version u64 (step; ~0 = none)
-/// 24  meta length u32      28  body length u64       36  crc32 of meta + body u32
+/// 24  meta length u32      28  body length u64       36  crc32c of meta + body u32
 /// ```
 public struct Message: Equatable, Sendable {
-  public static let protocolVersion: UInt16 = 1
+  public static let protocolVersion: UInt16 = 2
   public static let headerSize = 40
   static let magic: [UInt8] = Array("IGPT".utf8)
   /// Parameter version of messages not tied to one.
@@ -68,9 +69,10 @@ public struct Message: Equatable, Sendable {
     return d
   }
 
+  /// CRC-32C of meta then body (hardware CRC: megabytes per message, several messages a step).
   static func checksum(meta: Data, body: Data) -> UInt32 {
-    var combined = meta.withUnsafeBytes { Checksum.crc32($0) }
-    body.withUnsafeBytes { combined = Checksum.crc32(continuing: combined, $0) }
+    var combined = meta.withUnsafeBytes { igpt_crc32c(0, $0.baseAddress, $0.count) }
+    body.withUnsafeBytes { combined = igpt_crc32c(combined, $0.baseAddress, $0.count) }
     return combined
   }
 

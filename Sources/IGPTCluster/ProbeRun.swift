@@ -134,8 +134,9 @@ final class ProbeRun {
       let inv = 1 / Float(passes)
       for s in mean.indices { for l in mean[s].indices { for i in mean[s][l].indices { mean[s][l][i] *= inv } } }
     }
+    let averaged = mean
     Thread.detachNewThread { [self] in
-      func set(_ l: Int, _ s: Int) -> FeatureSet { FeatureSet(width: width, values: mean[s][l], labels: labels[s]) }
+      func set(_ l: Int, _ s: Int) -> FeatureSet { FeatureSet(width: width, values: averaged[s][l], labels: labels[s]) }
       let results = ProbeSweep.run(
         layers: layers, modelLayers: modelLayers, layer: { ProbeSweep.Splits(train: set($0, 0), val: set($0, 1), test: set($0, 2)) },
         concat: request.concat, pixels: pixels)
