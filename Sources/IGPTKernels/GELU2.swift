@@ -6,9 +6,10 @@
 public enum GELU2 {
   typealias V = FastMath.V
 
-  /// out (N) = gelu2(inp (N)), sig (N) = sigmoid(1.702 inp). sig may alias inp.
+  /// out (N) = gelu2(inp (N)), sig (N) = sigmoid(1.702 inp) unless nil (forward-only passes
+  /// skip that store: one stream of memory traffic less). sig may alias inp.
   public static func forward(
-    out: UnsafeMutablePointer<Float>, sig: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
+    out: UnsafeMutablePointer<Float>, sig: UnsafeMutablePointer<Float>?, inp: UnsafePointer<Float>,
     N: Int
   ) {
     Parallel.forChunks(N, align: 16) { _, r in
@@ -17,7 +18,7 @@ public enum GELU2 {
         let x = FastMath.load(inp + i)
         let s = 1 / (1 + FastMath.exp16(x * V(repeating: -1.702)))
         FastMath.store(x * s, out + i)
-        FastMath.store(s, sig + i)
+        if let sig { FastMath.store(s, sig + i) }
         i += 16
       }
       if i < r.upperBound {
@@ -25,7 +26,7 @@ public enum GELU2 {
         let x = FastMath.loadPartial(inp + i, n)
         let s = 1 / (1 + FastMath.exp16(x * V(repeating: -1.702)))
         FastMath.storePartial(x * s, out + i, n)
-        FastMath.storePartial(s, sig + i, n)
+        if let sig { FastMath.storePartial(s, sig + i, n) }
       }
     }
   }

@@ -65,11 +65,12 @@ public final class IGPT {
   public var recomputeActivations = false
 
   /// Activation memory for shape (B, T), allocated on first use of that shape and kept.
-  /// `recompute` nil accepts either kind (callers that never look at an earlier layer's slot).
+  /// `recompute` nil accepts either kind (forward-only callers, which never look at an earlier
+  /// layer's slot) and allocates one slot: less memory, and buffers that stay in cache.
   private func activations(_ B: Int, _ T: Int, recompute: Bool?) -> Activations {
     if let a = acts, a.B == B, a.T == T, recompute == nil || a.recomputes == recompute { return a }
     acts = nil
-    let a = Activations(config: config, B: B, T: T, threads: Parallel.threads, recompute: recompute ?? false)
+    let a = Activations(config: config, B: B, T: T, threads: Parallel.threads, recompute: recompute ?? true)
     acts = a
     return a
   }
@@ -90,7 +91,7 @@ public final class IGPT {
   ) -> Double {
     let T = length ?? config.seq
     let a = activations(B, T, recompute: recomputeActivations)
-    let loss = forward(a, tokens: tokens, mask: mask, B: B, T: T, lossScale: lossScale)
+    let loss = forward(a, tokens: tokens, mask: mask, B: B, T: T, lossScale: lossScale, training: true)
     backward(a, tokens: tokens, mask: mask, B: B, T: T, finalNormGradient: finalNormGradient)
     return loss
   }
@@ -101,7 +102,7 @@ public final class IGPT {
     length: Int? = nil
   ) -> Double {
     let T = length ?? config.seq
-    return forward(activations(B, T, recompute: nil), tokens: tokens, mask: mask, B: B, T: T, lossScale: 1)
+    return forward(activations(B, T, recompute: nil), tokens: tokens, mask: mask, B: B, T: T, lossScale: 1, training: false)
   }
 
   private var isCausal: Bool { config.objective == .ar }
@@ -115,7 +116,8 @@ public final class IGPT {
   /// Runs blocks 0..<layers, leaving every activation in `a`. Returns the residual stream out.
   private func blocks(
     _ a: Activations, tokens: UnsafePointer<Int32>, mask: UnsafePointer<UInt8>?,
-    B: Int, T: Int, layers: Int, stopAtNorm: Bool = false
+    B: Int, T: Int, layers: Int, stopAtNorm: Bool = false, training: Bool = false,
+    afterBlock: ((Int, Activations.Layer) -> Void)? = nil
   ) -> UnsafeMutablePointer<Float> {
     guard T >= 1 && T <= config.seq else { fatalError("sequence length \(T) outside 1...\(config.seq)") }
     let C = config.embd, H = config.heads, N = B * T
@@ -134,13 +136,15 @@ public final class IGPT {
         }
         return residual
       }
-      residual = block(l, a, input: residual, B: B, T: T)
+      residual = block(l, a, input: residual, B: B, T: T, training: training)
+      afterBlock?(l, a.layer(l, C: C, H: H))
     }
     return residual
   }
 
   /// Block l's forward from its input (B, T, C) into its activation slot; returns its output.
-  private func block(_ l: Int, _ a: Activations, input residual: UnsafePointer<Float>, B: Int, T: Int)
+  /// `training` false skips what only backward reads (gelu's sigmoid).
+  private func block(_ l: Int, _ a: Activations, input residual: UnsafePointer<Float>, B: Int, T: Int, training: Bool = true)
     -> UnsafeMutablePointer<Float>
   {
     let C = config.embd, H = config.heads, N = B * T
@@ -169,7 +173,7 @@ public final class IGPT {
       Matmul.forward(out: x.fch, inp: x.ln2, w: p + w.fcw, N: N, C: C, OC: 4 * C)
     }
     StepProfile.measure("gelu2_forward") {
-      GELU2.forward(out: x.fchGelu, sig: x.fch, inp: x.fch, N: N * 4 * C)
+      GELU2.forward(out: x.fchGelu, sig: training ? x.fch : nil, inp: x.fch, N: N * 4 * C)
     }
     StepProfile.measure("matmul_forward") {
       Matmul.forward(out: a.proj, inp: x.fchGelu, w: p + w.fcprojw, N: N, C: 4 * C, OC: C)
@@ -183,10 +187,10 @@ public final class IGPT {
   /// Full forward with the loss; leaves probabilities in a.logits and weights in a.weights.
   private func forward(
     _ a: Activations, tokens: UnsafePointer<Int32>, mask: UnsafePointer<UInt8>?,
-    B: Int, T: Int, lossScale: Float
+    B: Int, T: Int, lossScale: Float, training: Bool
   ) -> Double {
     let C = config.embd, V = config.vocab, N = B * T
-    let residual = blocks(a, tokens: tokens, mask: mask, B: B, T: T, layers: config.layers)
+    let residual = blocks(a, tokens: tokens, mask: mask, B: B, T: T, layers: config.layers, training: training)
     StepProfile.measure("rmsnorm_forward") {
       RMSNorm.forward(out: a.lnf, rstd: a.lnfRstd, inp: residual, g: params + layout.lnf, N: N, C: C)
     }
@@ -369,36 +373,38 @@ public final class IGPT {
   /// positions of block l's ln_1 output (l < layers) or of ln_f (l = layers), as `features`.
   public func allFeatures(tokens: UnsafePointer<Int32>, mask: UnsafePointer<UInt8>? = nil, batch B: Int) -> [[Float]] {
     let C = config.embd, T = config.seq, N = B * T
-    let a = activations(B, T, recompute: false)  // every layer's ln_1 output is read below
-    let residual = blocks(a, tokens: tokens, mask: mask, B: B, T: T, layers: config.layers)
+    var out = [[Float]](repeating: [Float](repeating: 0, count: B * C), count: config.layers + 1)
+    // Each layer's ln_1 output is pooled right after its block, so one activation slot serves.
+    let a = activations(B, T, recompute: nil)
+    let residual = blocks(a, tokens: tokens, mask: mask, B: B, T: T, layers: config.layers) { l, x in
+      out[l].withUnsafeMutableBufferPointer { Self.meanOverPositions(x.ln1, into: $0.baseAddress!, B: B, T: T, C: C) }
+    }
     RMSNorm.forward(out: a.lnf, rstd: a.lnfRstd, inp: residual, g: params + layout.lnf, N: N, C: C)
-    return (0...config.layers).map { l in
-      let normed = l < config.layers ? a.ln1 + l * N * C : a.lnf
-      var out = [Float](repeating: 0, count: B * C)
-      out.withUnsafeMutableBufferPointer { o in
-        // Sum over positions 16 channels at a time (each lane adds in position order, so the
-        // result equals the scalar loop of `features`), then divide by T.
-        let vec = C / 16 * 16
-        for b in 0..<B {
-          let dst = o.baseAddress! + b * C
-          for t in 0..<T {
-            let row = normed + (b * T + t) * C
-            var c = 0
-            while c < vec {
-              let acc = UnsafeRawPointer(dst + c).loadUnaligned(as: SIMD16<Float>.self)
-                + UnsafeRawPointer(row + c).loadUnaligned(as: SIMD16<Float>.self)
-              UnsafeMutableRawPointer(dst + c).storeBytes(of: acc, as: SIMD16<Float>.self)
-              c += 16
-            }
-            while c < C {
-              dst[c] += row[c]
-              c += 1
-            }
-          }
-          for c in 0..<C { dst[c] /= Float(T) }
+    out[config.layers].withUnsafeMutableBufferPointer { Self.meanOverPositions(a.lnf, into: $0.baseAddress!, B: B, T: T, C: C) }
+    return out
+  }
+
+  /// dst (B, C) = mean over positions of x (B, T, C); dst starts zeroed. Sums 16 channels at a
+  /// time, each lane adding in position order (so it equals the scalar loop of `features`).
+  private static func meanOverPositions(_ x: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, B: Int, T: Int, C: Int) {
+    let vec = C / 16 * 16
+    for b in 0..<B {
+      let d = dst + b * C
+      for t in 0..<T {
+        let row = x + (b * T + t) * C
+        var c = 0
+        while c < vec {
+          let acc = UnsafeRawPointer(d + c).loadUnaligned(as: SIMD16<Float>.self)
+            + UnsafeRawPointer(row + c).loadUnaligned(as: SIMD16<Float>.self)
+          UnsafeMutableRawPointer(d + c).storeBytes(of: acc, as: SIMD16<Float>.self)
+          c += 16
+        }
+        while c < C {
+          d[c] += row[c]
+          c += 1
         }
       }
-      return out
+      for c in 0..<C { d[c] /= Float(T) }
     }
   }
 }
