@@ -55,6 +55,8 @@ struct CoordinatorCommand: ParsableCommand {
     }
     try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
     let trainer = try Trainer(config: c, store: store, resumeFrom: loaded)
+    let resumedFrom = loaded?.path
+    loaded = nil  // unmaps the checkpoint's optimizer file now that it is copied
     if trainer.step >= c.train.steps {
       logLine("already at step \(trainer.step) of \(c.train.steps): nothing to do")
       return
@@ -67,7 +69,7 @@ struct CoordinatorCommand: ParsableCommand {
     coordinatorOptions.reloadRequested = { HangupSignal.take() }
     let coordinator = try Coordinator(trainer: trainer, options: coordinatorOptions)
     logLine(stamp("igpt coordinator: listening on \(coordinator.endpoint); run \(String(coordinator.runHash, radix: 16)), \(trainer.model.parameterCount) parameters, batch \(c.train.batch) (\(trainer.microbatchesPerStep) x \(c.train.microbatch)), \(c.cluster.codec) gradients, step \(trainer.step) of \(c.train.steps)"))
-    if let loaded { logLine(stamp("resumed from \(loaded.path)")) }
+    if let resumedFrom { logLine(stamp("resumed from \(resumedFrom)")) }
     if let curve {
       logLine(stamp("CURVE: traffic encrypted, \(try ZAPHandler.readAllowList(curve.allow).count) allow-listed keys from \(curve.allow) (SIGHUP re-reads it); public key \(try curve.secret.publicKey().z85)"))
     }

@@ -37,10 +37,12 @@ struct TrainCommand: ParsableCommand {
     }
     try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
     let trainer = try Trainer(config: c, store: store, resumeFrom: loaded)
+    let resumedFrom = loaded?.path
+    loaded = nil  // unmaps the checkpoint's optimizer file (igpt-l: 10.9 GB) now that it is copied
     let end = min(c.train.steps, stopAt ?? c.train.steps)
     let metrics = try MetricsLog(path: (runDir as NSString).appendingPathComponent("metrics.jsonl"))
     logLine("igpt train: \(trainer.model.parameterCount) parameters (\(c.model.layers) layers, \(c.model.embd) wide, \(c.model.heads) heads, \(c.model.objective.rawValue)), \(trainer.train.count) train images of \(trainer.train.sequenceLength) tokens, \(store.palette.count) colours; batch \(c.train.batch) (\(trainer.microbatchesPerStep) x \(c.train.microbatch)), \(Parallel.threads) threads, BLAS \(BLAS.coreName)")
-    if let loaded { logLine("resumed from \(loaded.path) at step \(trainer.step)") }
+    if let resumedFrom { logLine("resumed from \(resumedFrom) at step \(trainer.step)") }
     if trainer.step >= end {
       logLine("already at step \(trainer.step) of \(end): nothing to do")
       return
