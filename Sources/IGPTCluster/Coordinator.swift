@@ -275,28 +275,31 @@ public final class Coordinator {
       while let idx = queue.first, tasks[idx].done { queue.removeFirst() }
       guard !queue.isEmpty else { return }
       let open = workers.values.filter { $0.credit > 0 }.sorted { $0.lastAssigned < $1.lastAssigned }
-      guard !open.isEmpty else { return }
+      var sent = false
       for w in open {
-        while let idx = queue.first, tasks[idx].done { queue.removeFirst() }
-        guard let idx = queue.first else { return }
-        queue.removeFirst()
+        // never hand a re-issued microbatch back to the worker still holding it (it is stuck there)
+        guard let pos = queue.firstIndex(where: { !tasks[$0].done && !w.held.contains($0) }) else { continue }
+        let idx = queue.remove(at: pos)
         if w.have != version {
           if paramsPayload == nil { paramsPayload = GradientCodec.encode(trainer.model.params, count: trainer.model.parameterCount) }
           guard send(Message(.params, runHash: runHash, version: version, body: paramsPayload!), to: w.id) else {
-            queue.insert(idx, at: 0)
+            queue.insert(idx, at: pos)
             continue
           }
           workers[w.id]?.have = version
         }
         guard send(Message(.task, runHash: runHash, version: version, meta: tasks[idx].meta, body: tasks[idx].body), to: w.id) else {
-          queue.insert(idx, at: 0)
+          queue.insert(idx, at: pos)
           continue
         }
         workers[w.id]?.held.append(idx)
         workers[w.id]?.credit -= 1
         workers[w.id]?.lastAssigned = now
         tasks[idx].sentAt = now
+        tasks[idx].requeued = false  // out again: may be re-issued once more if this holder stalls too
+        sent = true
       }
+      if !sent { return }
     }
   }
 

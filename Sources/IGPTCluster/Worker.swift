@@ -23,6 +23,9 @@ public final class Worker {
     public var giveUpAfter: Double?
     /// CURVE keys for a coordinator that requires them.
     public var keys: ClientKeys?
+    /// Fault injection for tests: after this many tasks, computations hang (the socket thread
+    /// keeps heartbeating), as a worker stuck in a kernel would.
+    public var stallAfter: Int?
     public var log: (String) -> Void
     public var shouldStop: () -> Bool
     public init(endpoint: String, name: String, threads: Int? = nil, config: RunConfig? = nil, giveUpAfter: Double? = nil,
@@ -330,7 +333,8 @@ public final class Worker {
       return
     }
     let mb = Microbatch(count: t.count, length: t.length, tokens: data.tokens, mask: data.mask)
-    let job = Job(model: model, residual: residual, codec: codec, runHash: runHash, version: m.version, task: t, microbatch: mb)
+    let job = Job(model: model, residual: residual, codec: codec, runHash: runHash, version: m.version, task: t, microbatch: mb,
+                  stall: options.stallAfter.map { microbatchesDone >= $0 } ?? false)
     let handoff = slot
     handoff.lock.withLock { handoff.busy = true }
     computing = t.id
@@ -348,8 +352,10 @@ public final class Worker {
     let version: UInt64
     let task: Meta.Task
     let microbatch: Microbatch
+    let stall: Bool
 
     func run() -> Message {
+      while stall { Thread.sleep(forTimeInterval: 3600) }
       let start = Date()
       var body = Data()
       let loss: Double

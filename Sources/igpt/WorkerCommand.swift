@@ -22,6 +22,7 @@ struct WorkerCommand: ParsableCommand {
   @OptionGroup var keys: ClientKeyOptions
   @Option(name: .customLong("give-up-after"), help: "Exit 1 after this many seconds without a coordinator (default: keep trying).")
   var giveUpAfter: Double?
+  @Option(name: .customLong("debug-stall-after"), help: .hidden) var stallAfter: Int?
 
   func run() throws {
     guard connect.hasPrefix("tcp://") || connect.hasPrefix("ipc://") else {
@@ -32,8 +33,10 @@ struct WorkerCommand: ParsableCommand {
     let clientKeys = try keys.load(secretFallback: expected?.cluster.secretKey, serverFallback: expected?.cluster.serverKey)
     let label = name ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
     StopSignal.install()
-    let worker = Worker(options: .init(endpoint: connect, name: label, threads: threads, config: expected, giveUpAfter: giveUpAfter,
-                                       keys: clientKeys, log: { logLine(stamp("worker \(label): \($0)")) }, shouldStop: { StopSignal.received != 0 }))
+    var options = Worker.Options(endpoint: connect, name: label, threads: threads, config: expected, giveUpAfter: giveUpAfter,
+                                 keys: clientKeys, log: { logLine(stamp("worker \(label): \($0)")) }, shouldStop: { StopSignal.received != 0 })
+    options.stallAfter = stallAfter
+    let worker = Worker(options: options)
     logLine(stamp("worker \(label): connecting to \(connect)"))
     switch try worker.run() {
     case .done(let step):

@@ -100,6 +100,29 @@ import Testing
     expectIdentical(s, run: "k", logs: [c, late])
   }
 
+  /// A worker that keeps heartbeating but never finishes its microbatch (stuck in a kernel) is
+  /// not dead: after cluster.task_timeout its microbatches also go to another worker, and the
+  /// run ends with the same model.
+  @Test func aStuckWorkersMicrobatchesAreHandedToAnother() throws {
+    let s = try Self.setUp("cluster-stuck")
+    let config = s.dir + "/stuck.yaml"
+    try String(contentsOfFile: s.config, encoding: .utf8).replacingOccurrences(of: "task_timeout: 10", with: "task_timeout: 2")
+      .write(toFile: config, atomically: true, encoding: .utf8)
+    let port = 5781
+    let c = try ClusterProcess("coordinator-stuck", ["coordinator", "--config", config, "--run", s.dir + "/st", "--bind", "tcp://127.0.0.1:\(port)"],
+                               logDir: s.dir)
+    let stuck = try ClusterProcess("stuck", ["worker", "--connect", "tcp://127.0.0.1:\(port)", "--name", "stuck", "--give-up-after", "60",
+                                             "--debug-stall-after", "3"], logDir: s.dir)
+    // it hangs on its fourth microbatch, inside step 0; only then does a healthy worker join
+    #expect(ClusterProcess.waitFor(timeout: 30) { c.log.contains("also handing it to another worker") }, "\(c.log)")
+    #expect(ClusterProcess.loggedStep(runDir: s.dir + "/st") < 1)
+    let healthy = try worker(s, port: port, name: "healthy")
+    #expect(c.wait(timeout: 120) == 0, "\(c.log)")
+    #expect(healthy.wait(timeout: 10) == 0, "\(healthy.log)")
+    stuck.kill(SIGKILL)
+    expectIdentical(s, run: "st", logs: [c, stuck, healthy])
+  }
+
   @Test func aKilledCoordinatorResumesAndWorkersReconnectOnTheirOwn() throws {
     let s = try Self.setUp("cluster-resume")
     let c1 = try coordinator(s, run: "r", port: 5731)
