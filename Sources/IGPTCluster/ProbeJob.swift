@@ -142,13 +142,11 @@ public final class ProbeQueue {
     let e = JSONEncoder()
     e.outputFormatting = [.prettyPrinted, .sortedKeys]
     guard let data = try? e.encode(jobs) else { return }
-    // temp file in the same directory, fsync, rename: a crash leaves the old or the new list
+    // temp file in the same directory, fsync, rename, fsync the directory: a crash leaves the
+    // old or the new list, and the rename itself survives one
     let tmp = path + ".tmp"
-    FileManager.default.createFile(atPath: tmp, contents: data)
-    if let h = FileHandle(forWritingAtPath: tmp) {
-      try? h.synchronize()
-      try? h.close()
-    }
+    do { try AtomicDirectory.writeDurably(data, path: tmp) } catch { return }
     _ = rename(tmp, path)
+    AtomicDirectory.syncDirectory((path as NSString).deletingLastPathComponent)
   }
 }

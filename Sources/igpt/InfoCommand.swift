@@ -18,6 +18,7 @@ struct InfoCommand: ParsableCommand {
       "openblas_coretype_env": env ?? "",
       "chosen_coretype": chosen ?? "",
       "cpus": "\(ProcessInfo.processInfo.activeProcessorCount)",
+      "kernel_cpu": KernelTarget.name,
     ]
     if json {
       let data = try JSONSerialization.data(withJSONObject: info, options: [.sortedKeys])

@@ -22,9 +22,11 @@ enum KernelTarget {
   #endif
 
   /// Exits with a one-line explanation if this CPU lacks an instruction set the kernels use.
+  /// `IGPT_CPUINFO` names another file to read instead of /proc/cpuinfo (to test the refusal).
   static func ensureSupported() {
+    let source = ProcessInfo.processInfo.environment["IGPT_CPUINFO"] ?? "/proc/cpuinfo"
     guard !requiredFlags.isEmpty,
-      let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+      let info = try? String(contentsOfFile: source, encoding: .utf8),
       let line = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") })
     else { return }
     let flags = Set(line.split(separator: " ").map(String.init))

@@ -18,6 +18,24 @@ import IGPTKernels
     #expect(info["openblas_core"] as? String != "Prescott" || chosen == nil)
   }
 
+  /// A binary whose kernels were compiled for AVX2 or AVX-512 refuses, in one line, a CPU
+  /// without them (here a cpuinfo file of an SSE2-only CPU) instead of dying on an illegal
+  /// instruction mid-step; a baseline build runs anywhere.
+  @Test func refusesACPUItWasNotBuiltFor() throws {
+    let info = try IGPTBinary.json(try IGPTBinary.run(["info", "--json"]).stdout)
+    let target = try #require(info["kernel_cpu"] as? String)
+    let fake = NSTemporaryDirectory() + "igpt-test-cpuinfo-\(getpid())"
+    try "processor\t: 0\nflags\t\t: fpu sse sse2 lm\n".write(toFile: fake, atomically: true, encoding: .utf8)
+    let r = try IGPTBinary.run(["info", "--json"], environment: ["IGPT_CPUINFO": fake])
+    if target == "skylake-avx512" || target == "haswell" {
+      #expect(r.status == 1)
+      #expect(r.stderr.contains("built for \(target) CPUs") && r.stderr.contains("IGPT_TARGET_CPU=x86-64"), "\(r.stderr)")
+      #expect(r.stderr.split(separator: "\n").count == 1)
+    } else {
+      #expect(r.status == 0, "\(r.stderr)")
+    }
+  }
+
   /// A core type the user sets is respected (and proves the variable reaches OpenBLAS).
   @Test func respectsTheUsersCoreType() throws {
     let r = try IGPTBinary.run(["info", "--json"], environment: ["OPENBLAS_CORETYPE": "Haswell"])
