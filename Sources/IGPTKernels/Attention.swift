@@ -1,8 +1,10 @@
 /// Multi-head scaled dot-product attention, causal (AR) or bidirectional (BERT), forward and backward.
 ///
-/// Per (batch, head), scores are sgemms over strided views of qkv, the softmax runs in place in a
-/// per-thread scratch that stays in cache, and the weighted sum is another sgemm; threads split the
-/// (batch, head) pairs. Only each row's log-sum-exp is kept: backward recomputes the scores and
+/// Per (batch, head), scores are products over strided views of qkv, the softmax runs in place in
+/// a per-thread scratch that stays in cache, and the weighted sum is another product; threads
+/// split the (batch, head) pairs. The products go through `AttentionTile` (Attention+Tiles.swift)
+/// when the head width is a multiple of 16, as in every preset, and through small sgemms (below)
+/// otherwise. Only each row's log-sum-exp is kept: backward recomputes the scores and
 /// rebuilds the probabilities from it, which costs one more sgemm but never writes or reads the
 /// (B, H, T, T) probabilities to memory (and saves that much activation memory per layer).
 /// With the causal mask, rows are cut into a few blocks and each block's products stop at its
