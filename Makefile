@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PACKAGES := libopenblas-dev libzmq3-dev liblz4-dev libstb-dev zlib1g-dev pkg-config dataset-fashion-mnist
 SWIFT_TEST_FLAGS := -c release -Xswiftc -enable-testing
 
-.PHONY: setup build test bench bench-data bench-cluster clean oracle demo cluster-test
+.PHONY: setup build test bench bench-data bench-cluster bench-torch clean oracle demo cluster-test
 
 ## setup: install missing Debian packages (a no-op when all are present)
 setup:
@@ -52,7 +52,12 @@ test: setup
 
 ## bench: training throughput at the reference shape (beside the sgemm ceiling) and data preparation speed
 bench: build bench-data
-	.build/release/igpt bench --layers 8 --embd 256 --heads 8 --seq 196 --batch 16 --vocab 16 --threads 2 --steps 10
+	.build/release/igpt bench --layers 8 --embd 256 --heads 8 --seq 196 --batch 16 --vocab 16 --threads 2 --steps 10 --features
+
+## bench-torch: igpt bench and PyTorch's torch_igpt.py bench alternating on the same shape (5 pairs; installs torch into .venv-torch once)
+bench-torch: build
+	@[ -x $(TORCH_PY) ] || (python3 -m venv .venv-torch && .venv-torch/bin/pip install -q torch numpy)
+	bash Tests/Oracle/bench_vs_torch.sh .build/release/igpt $(TORCH_PY) 5
 
 ## bench-data: time igpt prepare on all of Fashion-MNIST (14x14, 16 levels) and the CIFAR-10 sample (32x32, 512 colours)
 BENCH_TMP := $(shell mktemp -u /tmp/igpt-bench-XXXXXX)
