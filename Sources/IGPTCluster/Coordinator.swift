@@ -198,6 +198,9 @@ public final class Coordinator {
     firstId += UInt64(tasks.count)
     tasks = []
     queue = []
+    // task indices restart with each phase: what a worker held of the last one is obsolete
+    // (a stale entry would keep it off that index for good, and could point past `tasks`)
+    for id in workers.keys { workers[id]!.held = [] }
     accumulated = 0
     outOfOrder = [:]
     lossSum = 0
@@ -309,25 +312,28 @@ public final class Coordinator {
     guard let run = probeRun, !run.evaluating else { return }
     for w in workers.values.sorted(by: { $0.lastAssigned < $1.lastAssigned }) where (workers[w.id]?.credit ?? 0) > 0 {
       while let idx = run.queue.first, run.tasks[idx].done { run.queue.removeFirst() }
-      guard let idx = run.queue.first else { return }
+      guard !run.queue.isEmpty else { return }
       let withinShare = trainingDone || run.probeSeconds <= config.probes.share * (run.probeSeconds + run.trainingSeconds)
       guard withinShare else { return }
-      run.queue.removeFirst()
+      // as with training microbatches: a re-issued task never goes back to the worker holding it
+      guard let pos = run.queue.firstIndex(where: { !run.tasks[$0].done && !w.heldProbe.contains($0) }) else { continue }
+      let idx = run.queue.remove(at: pos)
       if w.haveProbe != run.version {
         guard send(Message(.params, runHash: runHash, version: run.version, body: run.paramsPayload), to: w.id) else {
-          run.queue.insert(idx, at: 0)
+          run.queue.insert(idx, at: pos)
           continue
         }
         workers[w.id]?.haveProbe = run.version
       }
       guard send(Message(.task, runHash: runHash, version: run.version, meta: run.tasks[idx].meta, body: run.tasks[idx].body), to: w.id) else {
-        run.queue.insert(idx, at: 0)
+        run.queue.insert(idx, at: pos)
         continue
       }
       workers[w.id]?.heldProbe.append(idx)
       workers[w.id]?.credit -= 1
       workers[w.id]?.lastAssigned = now
       run.tasks[idx].sentAt = now
+      run.tasks[idx].requeued = false
     }
   }
 
@@ -338,6 +344,7 @@ public final class Coordinator {
         let run = try ProbeRun(job: job, step: trainer.step, model: trainer.model, store: trainer.store,
                                firstTaskId: (probeRun?.nextTaskId ?? 1) + (UInt64(job.id) << 32))
         probeRun = run
+        for id in workers.keys { workers[id]!.heldProbe = [] }  // indices of an earlier job
         probes.update(job.id) {
           $0.state = .running
           $0.step = trainer.step
@@ -390,6 +397,16 @@ public final class Coordinator {
         queue.insert(i, at: 0)
         options.log(String(format: "microbatch %d of step %d out for %.0f s: also handing it to another worker", tasks[i].meta.micro,
                            tasks[i].meta.step, now.timeIntervalSince(t)))
+      }
+    }
+    if let run = probeRun, !run.evaluating {
+      for i in run.tasks.indices where !run.tasks[i].done && !run.tasks[i].requeued {
+        if let t = run.tasks[i].sentAt, now.timeIntervalSince(t) > limit {
+          run.tasks[i].requeued = true
+          run.queue.insert(i, at: 0)
+          options.log(String(format: "probe %d feature microbatch %d out for %.0f s: also handing it to another worker", run.jobId, i,
+                             now.timeIntervalSince(t)))
+        }
       }
     }
   }
@@ -526,12 +543,14 @@ public final class Coordinator {
   func ready(_ m: Message, from id: Data) throws {
     let r = try m.decodeMeta(Meta.Ready.self)
     let holding = Set(r.holding)
+    workers[id]!.held.removeAll { $0 >= tasks.count }
     let (kept, lost) = workers[id]!.held.reduce(into: ([Int](), [Int]())) { acc, idx in
       if holding.contains(tasks[idx].meta.id) { acc.0.append(idx) } else { acc.1.append(idx) }
     }
     requeue(lost)
     workers[id]!.held = kept
     if let run = probeRun {
+      workers[id]!.heldProbe.removeAll { $0 >= run.tasks.count }
       let lostProbe = workers[id]!.heldProbe.filter { !holding.contains(run.tasks[$0].meta.id) && !run.tasks[$0].done }
       run.queue.insert(contentsOf: lostProbe, at: 0)
       workers[id]!.heldProbe.removeAll { lostProbe.contains($0) }

@@ -58,7 +58,7 @@ public struct ProbeJob: Codable, Sendable {
       if trainImages < 10 || evalImages < 10 { return "probes need at least 10 train and 10 eval images" }
       if let n = labelsPerClass, n < 1 { return "labels per class must be at least 1" }
       if concat < 0 || concat > modelLayers + 1 { return "concat must be in 0...\(modelLayers + 1)" }
-      if masks < 1 || masks > 64 { return "masks must be in 1...64" }
+      if masks < 1 || masks > 16 { return "masks must be in 1...16 (the coordinator keeps each mask's features until the job ends)" }
       return nil
     }
 

@@ -17,6 +17,7 @@ final class ProbeRun {
     /// Which of the BERT masks (0 for AR models).
     var pass: Int
     var sentAt: Date?
+    var requeued = false
     var done = false
   }
 
@@ -113,6 +114,7 @@ final class ProbeRun {
     let n = (modelLayers + 1) * t.meta.count * width
     var f = [Float](repeating: 0, count: n)
     try f.withUnsafeMutableBufferPointer { try GradientCodec.decode(payload, into: $0.baseAddress!, count: n) }
+    guard f.allSatisfy(\.isFinite) else { throw ProtocolError("feature payload holds NaN or infinite values") }
     for l in 0...modelLayers {
       for i in 0..<(t.meta.count * width) { features[t.pass][t.split][l][t.offset * width + i] = f[(l * t.meta.count) * width + i] }
     }
@@ -124,18 +126,18 @@ final class ProbeRun {
     evaluating = true
     featureSeconds = Date().timeIntervalSince(started)
     let request = self.request, layers = self.layers, labels = self.labels, width = self.width
-    let modelLayers = self.modelLayers, pixels = self.pixels
-    // BERT: the mean over masks, summed in pass order (arrival order cannot change the bytes)
-    var mean = features[0]
-    if passes > 1 {
-      for pass in 1..<passes {
-        for s in mean.indices { for l in mean[s].indices { for i in mean[s][l].indices { mean[s][l][i] += features[pass][s][l][i] } } }
-      }
-      let inv = 1 / Float(passes)
-      for s in mean.indices { for l in mean[s].indices { for i in mean[s][l].indices { mean[s][l][i] *= inv } } }
-    }
-    let averaged = mean
+    let modelLayers = self.modelLayers, pixels = self.pixels, passes = self.passes, features = self.features
     Thread.detachNewThread { [self] in
+      // BERT: the mean over masks, summed in pass order (arrival order cannot change the bytes),
+      // here and not on the event loop (it can be large)
+      var averaged = features[0]
+      if passes > 1 {
+        for pass in 1..<passes {
+          for s in averaged.indices { for l in averaged[s].indices { for i in averaged[s][l].indices { averaged[s][l][i] += features[pass][s][l][i] } } }
+        }
+        let inv = 1 / Float(passes)
+        for s in averaged.indices { for l in averaged[s].indices { for i in averaged[s][l].indices { averaged[s][l][i] *= inv } } }
+      }
       func set(_ l: Int, _ s: Int) -> FeatureSet { FeatureSet(width: width, values: averaged[s][l], labels: labels[s]) }
       let results = ProbeSweep.run(
         layers: layers, modelLayers: modelLayers, layer: { ProbeSweep.Splits(train: set($0, 0), val: set($0, 1), test: set($0, 2)) },

@@ -7,8 +7,9 @@
 /// otherwise. Only each row's log-sum-exp is kept: backward recomputes the scores and
 /// rebuilds the probabilities from it, which costs one more sgemm but never writes or reads the
 /// (B, H, T, T) probabilities to memory (and saves that much activation memory per layer).
-/// With the causal mask, rows are cut into a few blocks and each block's products stop at its
-/// last allowed column, so most of the masked upper triangle is never computed.
+/// With the causal mask, rows are cut into blocks (8 rows in the tile path, a few larger ones in
+/// the sgemm path) whose products stop at the block's last allowed column, so most of the masked
+/// upper triangle is never computed.
 public enum Attention {
   /// Row stride of the per-thread score matrices: T rounded up to 16 floats, so every row is
   /// processed in whole 16-lane vectors with no scalar tail.
@@ -91,8 +92,8 @@ public enum Attention {
   }
 
   /// dqkv (B, T, 3C) = (overwritten) from dout (B, T, C), given qkv and the saved lse (B, H, T).
-  /// `scratch` holds scratchCount(T:D:threads:) floats and must start zeroed (entries past a
-  /// row's end are read, multiplied by P = 0).
+  /// `scratch` holds scratchCount(T:D:threads:) floats; the sgemm path needs it to start zeroed
+  /// or finite (entries past a row's end are read, multiplied by P = 0).
   public static func backward(
     dqkv: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, qkv: UnsafePointer<Float>,
     lse: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>, causal: Bool,

@@ -4,6 +4,8 @@ import IGPTKernels
 /// of one slab allocated once and reused by every step of that shape.
 final class Activations {
   let B: Int, T: Int
+  /// Threads the per-thread scratch (attention, norms) is sized for.
+  let threads: Int
   let slab: UnsafeMutablePointer<Float>
   let count: Int
 
@@ -55,6 +57,7 @@ final class Activations {
   init(config c: ModelConfig, B: Int, T: Int, threads: Int, recompute: Bool = false) {
     self.B = B
     self.T = T
+    self.threads = threads
     let L = c.layers, C = c.embd, H = c.heads, V = c.vocab
     let S = recompute ? 1 : L
     slots = S

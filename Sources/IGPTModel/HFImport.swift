@@ -16,6 +16,18 @@ extension IGPT {
     let objective = ModelConfig.Objective(rawValue: meta["objective"] ?? "ar") ?? .ar
     let config = ModelConfig(layers: try int("n_layer"), embd: try int("n_embd"), heads: try int("n_head"),
                              seq: try int("n_ctx"), vocab: try int("n_vocab"), objective: objective)
+    // Before allocating anything from the metadata: sane sizes, and a file that can hold them.
+    // (with these caps the layout's products cannot overflow: 12 * 2^40 * 2^12 < 2^63)
+    for (key, v, cap) in [("n_layer", config.layers, 1 << 12), ("n_embd", config.embd, 1 << 20),
+                          ("n_ctx", config.seq, 1 << 20), ("n_vocab", config.vocab, 1 << 20)]
+    where v < 1 || v > cap {
+      throw fail("__metadata__ \(key) = \(v) is outside 1...\(cap)")
+    }
+    do { try config.validate() } catch { throw fail("\(error)") }
+    let needed = ParameterLayout(config).count * 4
+    guard needed <= raw.count else {
+      throw fail("holds \(raw.count) bytes, too few for the \(needed) bytes of parameters its __metadata__ describes")
+    }
     let model: IGPT
     do { model = try IGPT(config: config) } catch { throw fail("\(error)") }
     for t in model.layout.tensors {

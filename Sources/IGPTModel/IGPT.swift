@@ -68,7 +68,10 @@ public final class IGPT {
   /// `recompute` nil accepts either kind (forward-only callers, which never look at an earlier
   /// layer's slot) and allocates one slot: less memory, and buffers that stay in cache.
   private func activations(_ B: Int, _ T: Int, recompute: Bool?) -> Activations {
-    if let a = acts, a.B == B, a.T == T, recompute == nil || a.recomputes == recompute { return a }
+    // the scratch is per thread: a process may change Parallel.threads (a worker between runs)
+    if let a = acts, a.B == B, a.T == T, a.threads == Parallel.threads, recompute == nil || a.recomputes == recompute {
+      return a
+    }
     acts = nil
     let a = Activations(config: config, B: B, T: T, threads: Parallel.threads, recompute: recompute ?? true)
     acts = a

@@ -78,8 +78,18 @@ public enum Safetensors {
         let shape = t["shape"] as? [Int], let offsets = t["data_offsets"] as? [Int], offsets.count == 2
       else { throw fail("tensor \(key) has a malformed entry") }
       guard dtype == "F32" else { throw fail("tensor \(key) is \(dtype); only F32 is supported") }
-      let count = shape.reduce(1, *)
-      guard shape.allSatisfy({ $0 >= 0 }), offsets[0] >= 0, offsets[1] - offsets[0] == count * 4, offsets[1] <= bodyCount else {
+      // Checked arithmetic throughout: release builds do not trap on overflow, and a hostile
+      // header must not wrap its way past these checks.
+      var count = 1
+      for d in shape {
+        let (p, overflow) = count.multipliedReportingOverflow(by: d)
+        guard d >= 0, !overflow else { throw fail("tensor \(key) has an impossible shape \(shape)") }
+        count = p
+      }
+      let (bytes, overflow) = count.multipliedReportingOverflow(by: 4)
+      guard !overflow, offsets[0] >= 0, offsets[0] <= offsets[1], offsets[1] <= bodyCount,
+        offsets[1] - offsets[0] == bytes
+      else {
         throw fail("tensor \(key) has data offsets \(offsets) that do not fit its shape or the file")
       }
       index.tensors[key] = (shape, (start + offsets[0])..<(start + offsets[1]))

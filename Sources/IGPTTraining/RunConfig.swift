@@ -300,7 +300,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
     try check(probes.share > 0 && probes.share <= 1, "probes.share", "must be in (0, 1] (got \(probes.share))")
     try check((probes.labelsPerClass ?? 1) >= 1, "probes.labels_per_class", "must be at least 1")
     try check(probes.concat >= 0, "probes.concat", "must be at least 0 (0 = off)")
-    try check(probes.masks >= 1 && probes.masks <= 64, "probes.masks", "must be in 1...64")
+    try check(probes.masks >= 1 && probes.masks <= 16, "probes.masks", "must be in 1...16")
     try check(checkpoint.keep >= 1, "checkpoint.keep", "must be at least 1 (got \(checkpoint.keep))")
   }
 
