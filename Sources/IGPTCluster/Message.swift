@@ -12,7 +12,8 @@ import IGPTData
 /// 24  meta length u32      28  body length u64       36  crc32c of meta + body u32
 /// ```
 public struct Message: Equatable, Sendable {
-  public static let protocolVersion: UInt16 = 2
+  /// 3: feature tasks name the deepest layer wanted (workers stop their passes there).
+  public static let protocolVersion: UInt16 = 3
   public static let headerSize = 40
   static let magic: [UInt8] = Array("IGPT".utf8)
   /// Parameter version of messages not tied to one.

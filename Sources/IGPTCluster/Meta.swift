@@ -57,6 +57,8 @@ public enum Meta {
     public var length: Int
     public var scale: Float
     public var hasMask: Bool
+    /// Feature tasks: the deepest layer wanted (the worker's forward passes stop there); nil = all.
+    public var deepest: Int? = nil
   }
 
   /// Worker -> coordinator: a finished task. The body holds the encoded gradient (gradient tasks).

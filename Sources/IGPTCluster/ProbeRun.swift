@@ -28,6 +28,8 @@ final class ProbeRun {
   let request: ProbeJob.Request
   let layers: [Int]
   let modelLayers: Int
+  /// The deepest layer the sweep reads: workers' feature passes stop there.
+  let deepest: Int
   let width: Int
   let passes: Int
   var tasks: [FeatureTask] = []
@@ -58,6 +60,7 @@ final class ProbeRun {
     modelLayers = model.config.layers
     width = model.config.embd
     layers = try LinearProbe.parseLayers(job.request.layers, modelLayers: model.config.layers)
+    deepest = ProbeSweep.deepestLayer(layers: layers, modelLayers: modelLayers, concat: job.request.concat)
     let bert = model.config.objective == .bert
     passes = bert ? max(1, job.request.masks) : 1
     var labels: [[Int]] = []
@@ -85,14 +88,15 @@ final class ProbeRun {
             mask = BERTMask.draw(B: part.count, T: split.sequenceLength, rng: &rng)
           }
           let meta = Meta.Task(id: id, kind: .features, step: step, micro: tasks.count, count: part.count,
-                               length: split.sequenceLength, scale: 1, hasMask: !mask.isEmpty)
+                               length: split.sequenceLength, scale: 1, hasMask: !mask.isEmpty, deepest: deepest)
           id += 1
           tasks.append(FeatureTask(meta: meta, body: Meta.Task.body(tokens: tokens, mask: mask), split: s, offset: offset, pass: pass))
         }
       }
     }
     self.labels = labels
-    let perPass = labels.map { l in Array(repeating: [Float](repeating: 0, count: l.count * model.config.embd), count: model.config.layers + 1) }
+    let layerCount = deepest + 1
+    let perPass = labels.map { l in Array(repeating: [Float](repeating: 0, count: l.count * model.config.embd), count: layerCount) }
     features = Array(repeating: perPass, count: passes)
     if job.request.rawPixels {
       func set(_ s: Int) throws -> FeatureSet {
@@ -111,11 +115,11 @@ final class ProbeRun {
   /// Stores a worker's features for task idx (throws on a malformed payload).
   func store(_ idx: Int, payload: Data) throws {
     let t = tasks[idx]
-    let n = (modelLayers + 1) * t.meta.count * width
+    let n = (deepest + 1) * t.meta.count * width
     var f = [Float](repeating: 0, count: n)
     try f.withUnsafeMutableBufferPointer { try GradientCodec.decode(payload, into: $0.baseAddress!, count: n) }
     guard f.allSatisfy(\.isFinite) else { throw ProtocolError("feature payload holds NaN or infinite values") }
-    for l in 0...modelLayers {
+    for l in 0...deepest {
       for i in 0..<(t.meta.count * width) { features[t.pass][t.split][l][t.offset * width + i] = f[(l * t.meta.count) * width + i] }
     }
     tasks[idx].done = true

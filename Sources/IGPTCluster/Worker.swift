@@ -368,10 +368,12 @@ public final class Worker {
       case .validation:
         loss = Gradient.loss(model: model, microbatch: microbatch)
       case .features:
-        // (L + 1) layers x count x C, layer-major
+        // (deepest + 1) layers x count x C, layer-major
+        let deepest = min(max(task.deepest ?? model.config.layers, 0), model.config.layers)
         let f = microbatch.tokens.withUnsafeBufferPointer { tk in
           microbatch.mask.withUnsafeBufferPointer { mk in
-            model.allFeatures(tokens: tk.baseAddress!, mask: microbatch.mask.isEmpty ? nil : mk.baseAddress, batch: microbatch.count)
+            model.allFeatures(tokens: tk.baseAddress!, mask: microbatch.mask.isEmpty ? nil : mk.baseAddress, batch: microbatch.count,
+                              through: deepest)
           }
         }.flatMap { $0 }
         body = f.withUnsafeBufferPointer { GradientCodec.encode($0.baseAddress!, count: f.count) }

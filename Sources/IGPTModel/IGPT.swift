@@ -372,18 +372,34 @@ public final class IGPT {
     return out
   }
 
-  /// Features (B, C) at every layer 0...layers from one forward pass: entry l is the mean over
-  /// positions of block l's ln_1 output (l < layers) or of ln_f (l = layers), as `features`.
-  public func allFeatures(tokens: UnsafePointer<Int32>, mask: UnsafePointer<UInt8>? = nil, batch B: Int) -> [[Float]] {
-    let C = config.embd, T = config.seq, N = B * T
-    var out = [[Float]](repeating: [Float](repeating: 0, count: B * C), count: config.layers + 1)
+  /// Features (B, C) at every layer 0...deepest (default: all layers) from one forward pass:
+  /// entry l is the mean over positions of block l's ln_1 output (l < layers) or of ln_f
+  /// (l = layers), as `features`. Blocks past `deepest` are never run: a probe of the middle
+  /// layers costs only the blocks below them.
+  public func allFeatures(
+    tokens: UnsafePointer<Int32>, mask: UnsafePointer<UInt8>? = nil, batch B: Int, through deepest: Int? = nil
+  ) -> [[Float]] {
+    let C = config.embd, T = config.seq, N = B * T, L = config.layers, m = deepest ?? L
+    guard m >= 0 && m <= L else { fatalError("layer \(m) outside 0...\(L)") }
+    var out = [[Float]](repeating: [Float](repeating: 0, count: B * C), count: m + 1)
+    func pool(_ x: UnsafePointer<Float>, _ l: Int) {
+      StepProfile.measure("feature_pool") {
+        out[l].withUnsafeMutableBufferPointer { Self.meanOverPositions(x, into: $0.baseAddress!, B: B, T: T, C: C) }
+      }
+    }
     // Each layer's ln_1 output is pooled right after its block, so one activation slot serves.
     let a = activations(B, T, recompute: nil)
-    let residual = blocks(a, tokens: tokens, mask: mask, B: B, T: T, layers: config.layers) { l, x in
-      out[l].withUnsafeMutableBufferPointer { Self.meanOverPositions(x.ln1, into: $0.baseAddress!, B: B, T: T, C: C) }
+    if m < L {
+      // blocks 0..<m in full, block m only through its ln_1 (layer m's norm)
+      _ = blocks(a, tokens: tokens, mask: mask, B: B, T: T, layers: m + 1, stopAtNorm: true) { l, x in pool(x.ln1, l) }
+      pool(a.layer(m, C: C, H: config.heads).ln1, m)
+      return out
     }
-    RMSNorm.forward(out: a.lnf, rstd: a.lnfRstd, inp: residual, g: params + layout.lnf, N: N, C: C)
-    out[config.layers].withUnsafeMutableBufferPointer { Self.meanOverPositions(a.lnf, into: $0.baseAddress!, B: B, T: T, C: C) }
+    let residual = blocks(a, tokens: tokens, mask: mask, B: B, T: T, layers: L) { l, x in pool(x.ln1, l) }
+    StepProfile.measure("rmsnorm_forward") {
+      RMSNorm.forward(out: a.lnf, rstd: a.lnfRstd, inp: residual, g: params + layout.lnf, N: N, C: C)
+    }
+    pool(a.lnf, L)
     return out
   }
 

@@ -11,12 +11,15 @@ public struct FeatureExtractor {
   /// ensembling); AR models ignore it.
   public var masks = 1
   public var seed: UInt64 = 0
+  /// The deepest layer wanted (default: all of them): the forward passes stop there, and
+  /// `extract` returns layers 0...deepestLayer.
+  public var deepestLayer: Int?
 
   public init(model: IGPT) { self.model = model }
 
-  /// Per layer 0...L, the features of images `indices` of the split (rows in that order).
+  /// Per layer 0...deepestLayer (default L), the features of images `indices` of the split (rows in that order).
   public func extract(_ split: TokenSplit, indices: [Int], progress: (Int, Int) -> Void = { _, _ in }) throws -> [FeatureSet] {
-    let T = split.sequenceLength, C = model.config.embd, L = model.config.layers
+    let T = split.sequenceLength, C = model.config.embd, L = min(deepestLayer ?? model.config.layers, model.config.layers)
     guard T == model.config.seq else { throw DataError("the store has \(T) tokens per image, the model \(model.config.seq)") }
     var layers = [[Float]](repeating: [Float](repeating: 0, count: indices.count * C), count: L + 1)
     let labels = try indices.map { Int(try split.label($0)) }
@@ -36,7 +39,7 @@ public struct FeatureExtractor {
         }
         let f = tokens.withUnsafeBufferPointer { t in
           mask.withUnsafeBufferPointer { m in
-            model.allFeatures(tokens: t.baseAddress!, mask: mask.isEmpty ? nil : m.baseAddress, batch: chunk.count)
+            model.allFeatures(tokens: t.baseAddress!, mask: mask.isEmpty ? nil : m.baseAddress, batch: chunk.count, through: L)
           }
         }
         for l in 0...L {

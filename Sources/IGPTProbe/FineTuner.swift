@@ -9,6 +9,9 @@ import IGPTModel
 public final class FineTuner {
   public struct Options: Sendable {
     public var learningRate = 3e-4
+    /// The classifier's own rate (nil: `learningRate`). It starts at zero and has to grow to
+    /// logits of order 1, which at the body's small rate takes most of an epoch.
+    public var headLearningRate: Double?
     public var batch = 32
     public var steps = 1000
     /// Evaluate on val every this many steps; stop after `patience` evaluations without gain.
@@ -106,7 +109,7 @@ public final class FineTuner {
   }
 
   /// Adam on the model and the classifier (no weight decay, constant learning rate).
-  func update(classifierGradient g: [Float], learningRate: Float) {
+  func update(classifierGradient g: [Float], learningRate: Float, headLearningRate: Float) {
     t += 1
     AdamW.update(params: model.params, grads: model.grads, m: m, v: v, count: model.parameterCount,
                  step: .init(learningRate: learningRate, t: t))
@@ -117,7 +120,7 @@ public final class FineTuner {
         mc.withUnsafeMutableBufferPointer { mm in
           vc.withUnsafeMutableBufferPointer { vv in
             AdamW.update(params: pp.baseAddress!, grads: gg.baseAddress!, m: mm.baseAddress!, v: vv.baseAddress!, count: count,
-                         step: .init(learningRate: learningRate, t: t))
+                         step: .init(learningRate: headLearningRate, t: t))
           }
         }
       }
@@ -159,7 +162,11 @@ public final class FineTuner {
     public var valAccuracy: Double
     public var testAccuracy: Double
     public var trainAccuracy: Double
+    /// Rows of [step, L_gen, L_clf, val accuracy], one per evaluation.
     public var history: [[Double]]
+    public var learningRate: Double?
+    public var headLearningRate: Double?
+    public var generative: Bool?
   }
 
   /// Fine-tunes on train, early-stops on val, restores the best state and reports accuracies.
@@ -190,7 +197,8 @@ public final class FineTuner {
       if model.config.objective == .bert { mask = BERTMask.draw(B: idx.count, T: T, rng: &rng) }
       let labels = try idx.map { Int(try train.label($0)) }
       let r = gradients(tokens: tokens, mask: mask, labels: labels, generativeWeight: o.generative ? 1 : 0)
-      update(classifierGradient: r.classifierGradient, learningRate: Float(o.learningRate))
+      update(classifierGradient: r.classifierGradient, learningRate: Float(o.learningRate),
+             headLearningRate: Float(o.headLearningRate ?? o.learningRate))
       step += 1
       if step % o.evalEvery == 0 || step == o.steps {
         let acc = try accuracy(val, indices: valIndices)
@@ -213,6 +221,7 @@ public final class FineTuner {
     bclf = best.b
     return Report(steps: step, bestStep: best.step, valAccuracy: best.acc,
                   testAccuracy: try accuracy(test, indices: testIndices),
-                  trainAccuracy: try accuracy(train, indices: Array(trainIndices.prefix(2000))), history: history)
+                  trainAccuracy: try accuracy(train, indices: Array(trainIndices.prefix(2000))), history: history,
+                  learningRate: o.learningRate, headLearningRate: o.headLearningRate ?? o.learningRate, generative: o.generative)
   }
 }

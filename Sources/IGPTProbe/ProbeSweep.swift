@@ -28,14 +28,29 @@ public enum ProbeSweep {
     }
     for l in layers { probe("\(l)", layer(l)) }
     if concat > 1, let best = bestLayer(results), let b = Int(best.features) {
-      let lo = max(0, min(b - (concat - 1) / 2, modelLayers + 1 - concat)), hi = min(modelLayers, lo + concat - 1)
-      let sets = (lo...hi).map(layer)
-      probe((lo...hi).map(String.init).joined(separator: "+"),
+      let range = concatLayers(best: b, concat: concat, modelLayers: modelLayers)
+      let sets = range.map(layer)
+      probe(range.map(String.init).joined(separator: "+"),
             Splits(train: .concatenate(sets.map(\.train)), val: .concatenate(sets.map(\.val)),
                    test: .concatenate(sets.map(\.test))))
     }
     if let pixels { probe("pixels", pixels) }
     return results
+  }
+
+  /// The `concat` layers centred on `best` (shifted to stay inside 0...modelLayers).
+  public static func concatLayers(best b: Int, concat: Int, modelLayers: Int) -> ClosedRange<Int> {
+    let k = min(max(concat, 1), modelLayers + 1)
+    let lo = max(0, min(b - (k - 1) / 2, modelLayers + 1 - k))
+    return lo...(lo + k - 1)
+  }
+
+  /// The deepest layer a sweep of `layers` (plus its concatenation) can read: feature passes
+  /// stop there, whichever layer turns out best.
+  public static func deepestLayer(layers: [Int], modelLayers: Int, concat: Int) -> Int {
+    let top = layers.max() ?? modelLayers
+    guard concat > 1 else { return top }
+    return layers.map { concatLayers(best: $0, concat: concat, modelLayers: modelLayers).upperBound }.reduce(top, max)
   }
 
   /// The best single-layer result, by held-out (val) accuracy.

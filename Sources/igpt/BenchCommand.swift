@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import IGPTKernels
 import IGPTModel
+import IGPTProbe
 
 /// `igpt bench`: training-step throughput on random tokens, beside the sgemm ceiling of this machine.
 struct BenchCommand: ParsableCommand {
@@ -31,11 +32,14 @@ struct BenchCommand: ParsableCommand {
   var recompute = false
   @Flag(help: "Also time probe feature extraction (all layers, forward only) on the same batch: features_tokens_per_s and its ratio to training.")
   var features = false
+  @Option(name: .customLong("feature-layers"), help: "With --features: the layers a probe reads (all, mid or a list like 2,4); passes stop at the deepest.")
+  var featureLayers = "all"
 
   func validate() throws {
     if threads < 1 { throw ValidationError("--threads must be at least 1") }
     if steps < 1 { throw ValidationError("--steps must be at least 1") }
     if batch < 1 { throw ValidationError("--batch must be at least 1") }
+    do { _ = try LinearProbe.parseLayers(featureLayers, modelLayers: layers) } catch { throw ValidationError("\(error)") }
   }
 
   func run() throws {
@@ -109,10 +113,11 @@ struct BenchCommand: ParsableCommand {
       // its own model, as in `igpt probe run` and a worker's probe model: forward-only activations
       let featureModel = try IGPT(config: config)
       featureModel.params.update(from: model.params, count: n)
+      let deepest = try LinearProbe.parseLayers(featureLayers, modelLayers: layers).max()!
       func featurePass() {
         _ = tokens.withUnsafeBufferPointer { tk in
           mask.withUnsafeBufferPointer { mk in
-            featureModel.allFeatures(tokens: tk.baseAddress!, mask: objective == .bert ? mk.baseAddress! : nil, batch: batch)
+            featureModel.allFeatures(tokens: tk.baseAddress!, mask: objective == .bert ? mk.baseAddress! : nil, batch: batch, through: deepest)
           }
         }
       }
@@ -132,6 +137,7 @@ struct BenchCommand: ParsableCommand {
       let pairedMedian = pairedSteps.sorted()[pairedSteps.count / 2]
       output["features_tokens_per_s"] = round3(tokensPerStep / featureMedian)
       output["features_vs_training"] = round3(pairedMedian / featureMedian)
+      output["feature_layers"] = featureLayers
     }
     let data = try JSONSerialization.data(withJSONObject: output, options: [.sortedKeys])
     print(String(decoding: data, as: UTF8.self))

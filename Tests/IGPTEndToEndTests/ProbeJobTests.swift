@@ -15,7 +15,8 @@ import Testing
     let port = 5841
     let c = try ClusterProcess("coordinator", ["coordinator", "--config", s.config, "--run", s.dir + "/p", "--bind", "tcp://127.0.0.1:\(port)"],
                                logDir: s.dir)
-    let sub = try IGPTBinary.run(["probe", "submit", "--coordinator", "tcp://127.0.0.1:\(port)", "--layers", "1,2", "--train-images", "40",
+    // layers 0 and 1 of 2: workers' passes stop at layer 1 and send two layers, not three
+    let sub = try IGPTBinary.run(["probe", "submit", "--coordinator", "tcp://127.0.0.1:\(port)", "--layers", "0,1", "--train-images", "40",
                                   "--eval-images", "10"])
     #expect(sub.status == 0 && sub.stdout.contains("queued probe 1"), "\(sub.stdout)\(sub.stderr)")
     let bad = try IGPTBinary.run(["probe", "submit", "--coordinator", "tcp://127.0.0.1:\(port)", "--layers", "9"])
@@ -29,7 +30,7 @@ import Testing
     let jobs = try list(port)
     let job = try #require(jobs.first { $0["id"] as? Int == 1 })
     let results = job["results"] as? [[String: Any]] ?? []
-    #expect(results.map { $0["features"] as? String } == ["1", "2"])
+    #expect(results.map { $0["features"] as? String } == ["0", "1"])
     #expect(results.allSatisfy { ($0["testAccuracy"] as? Double ?? -1) >= 0 })
     #expect(job["step"] as? Int != nil)
     let fullJob = try #require(jobs.first { $0["id"] as? Int == 2 })
@@ -114,15 +115,42 @@ extension ProbeJobTests {
     let names = (j["results"] as? [[String: Any]] ?? []).compactMap { $0["features"] as? String }
     #expect(names.prefix(3) == ["0", "1", "2"] && names.contains("pixels") && names.contains { $0.contains("+") }, "\(names)")
     #expect((j["featureTokensPerSecond"] as? Double ?? 0) > 0)
+    func results(_ path: String) throws -> [String: [String: Any]] {
+      let j = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any] ?? [:]
+      var byName: [String: [String: Any]] = [:]
+      for r in j["results"] as? [[String: Any]] ?? [] { byName[r["features"] as? String ?? "?"] = r }
+      return byName
+    }
+    let all = try results(s.dir + "/p.json")
+    // a pass that stops at layer 1 (of 2) gives layer 1 the same features, hence the same fit
+    let one = try IGPTBinary.run(["probe", "run", "--checkpoint", ref, "--layers", "1", "--out", s.dir + "/p1.json"])
+    #expect(one.status == 0 && one.stderr.contains("forward passes stop at layer 1"), "\(one.stderr)")
+    let layer1 = try results(s.dir + "/p1.json")
+    #expect(layer1.keys.sorted() == ["1"])
+    for key in ["l2", "trainAccuracy", "valAccuracy", "testAccuracy"] {
+      #expect(layer1["1"]?[key] as? Double == all["1"]?[key] as? Double, "\(key)")
+    }
+    // the pixel baseline alone, from a store: the same solver on the same pixels, the same numbers
+    let px = try IGPTBinary.run(["probe", "run", "--raw-pixels", "--data", s.store, "--out", s.dir + "/px.json"])
+    #expect(px.status == 0 && px.stderr.contains("raw pixels of"), "\(px.stderr)")
+    let pixels = try results(s.dir + "/px.json")
+    #expect(pixels.keys.sorted() == ["pixels"])
+    #expect(pixels["pixels"]?["testAccuracy"] as? Double == all["pixels"]?["testAccuracy"] as? Double)
+    let neither = try IGPTBinary.run(["probe", "run", "--layers", "1"])
+    #expect(neither.status != 0 && neither.stderr.contains("give --checkpoint"), "\(neither.stderr)")
     let zero = try IGPTBinary.run(["probe", "run", "--checkpoint", ref, "--batch", "0"])
     #expect(zero.status != 0 && zero.stderr.contains("--batch must be at least 1"), "\(zero.stderr)")
     let low = try IGPTBinary.run(["probe", "run", "--checkpoint", ref, "--layers", "1", "--labels-per-class", "3"])
     #expect(low.status == 0 && low.stderr.contains("6 train"), "\(low.stderr)")
-    let ft = try IGPTBinary.run(["probe", "run", "--checkpoint", ref, "--finetune", "--finetune-steps", "20", "--finetune-out", s.dir + "/ft"])
+    let ft = try IGPTBinary.run(["probe", "run", "--checkpoint", ref, "--finetune", "--finetune-steps", "20", "--finetune-head-lr", "0.003",
+                                 "--finetune-eval-every", "10", "--finetune-out", s.dir + "/ft"])
     #expect(ft.status == 0 && ft.stdout.contains("fine-tuned (L_GEN + L_CLF)"), "\(ft.stderr)")
     for f in ["model.safetensors", "classifier.safetensors", "finetune.json"] {
       #expect(FileManager.default.fileExists(atPath: s.dir + "/ft/" + f), "\(f)")
     }
+    let tuned = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: s.dir + "/ft/finetune.json"))) as? [String: Any] ?? [:]
+    #expect(tuned["headLearningRate"] as? Double == 0.003 && tuned["learningRate"] as? Double == 3e-4, "\(tuned)")
+    #expect((tuned["history"] as? [[Double]])?.map { $0[0] } == [10, 20], "evaluated every 10 steps")
     // the fine-tuned model loads like any checkpoint
     let e = try IGPTBinary.run(["eval", "--checkpoint", s.dir + "/ft/model.safetensors", "--split", "test", "--data", s.store])
     #expect(e.status == 0, "\(e.stderr)")

@@ -124,5 +124,28 @@ import Testing
       let one = tokens.withUnsafeBufferPointer { model.features(tokens: $0.baseAddress!, batch: 2, layer: l) }
       #expect(one == all[l], "layer \(l)")
     }
+    // a pass that stops at layer m gives the same bytes for layers 0...m and nothing past them
+    for m in 0...3 {
+      let upTo = tokens.withUnsafeBufferPointer { model.allFeatures(tokens: $0.baseAddress!, batch: 2, through: m) }
+      #expect(upTo.count == m + 1)
+      #expect(upTo == Array(all[0...m]), "through layer \(m)")
+    }
+  }
+
+  @Test func deepestLayerCoversTheConcatenation() {
+    // the sweep probes the chosen layers, then k layers around the best: the pass must reach them all
+    #expect(ProbeSweep.deepestLayer(layers: [2, 3, 4], modelLayers: 8, concat: 0) == 4)
+    #expect(ProbeSweep.deepestLayer(layers: [2, 3, 4], modelLayers: 8, concat: 3) == 5)
+    #expect(ProbeSweep.deepestLayer(layers: [2, 3, 4], modelLayers: 8, concat: 4) == 6)
+    #expect(ProbeSweep.deepestLayer(layers: [7], modelLayers: 8, concat: 5) == 8)
+    #expect(ProbeSweep.deepestLayer(layers: [0], modelLayers: 8, concat: 5) == 4)
+    #expect(ProbeSweep.deepestLayer(layers: [0, 1], modelLayers: 2, concat: 9) == 2)
+    for concat in 0...6 {
+      for best in 0...8 {
+        let range = ProbeSweep.concatLayers(best: best, concat: concat, modelLayers: 8)
+        #expect(range.upperBound <= ProbeSweep.deepestLayer(layers: Array(0...best), modelLayers: 8, concat: concat))
+        if concat > 1 { #expect(range.contains(best) && range.count == concat) }
+      }
+    }
   }
 }

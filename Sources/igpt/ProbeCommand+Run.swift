@@ -1,0 +1,216 @@
+import ArgumentParser
+import Foundation
+import IGPTData
+import IGPTKernels
+import IGPTModel
+import IGPTProbe
+
+extension ProbeCommand {
+  struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Layer sweep of linear probes on one host; prints a table and writes JSON.",
+      discussion: """
+        Features at layer l are the mean over positions of norm(h_l) (0 = embeddings ... L = final norm), from forward passes only. For each layer (or set of concatenated layers) a multinomial logistic regression on standardised features is fitted with L-BFGS on the train split for each L2 strength of a grid; the strength with the best accuracy on the store's val split (a held-out part of the original train set) is kept, and its train/val/test accuracy reported. --raw-pixels adds the same solver on the images' pixels (palette colours at the store's resolution): the floor features must beat.
+
+        Example: igpt probe run --checkpoint runs/small --layers all --raw-pixels --out probe.json
+        """)
+
+    @Option(help: "Checkpoint: step directory, run directory (newest) or model.safetensors. Without one, --raw-pixels --data STORE fits the pixel baseline alone.")
+    var checkpoint: String?
+    @Option(help: "Token store with labels (default: the one the checkpoint was trained on).") var data: String?
+    @Option(help: "Layers: all, mid (middle third) or a list like 1,4,7.") var layers = "all"
+    @Option(name: .customLong("labels-per-class"), help: "Low-data probe: train on this many seeded labels per class.")
+    var labelsPerClass: Int?
+    @Option(help: "Also probe the concatenation of K layers centred on the best one (0 = off).") var concat = 0
+    @Flag(name: .customLong("raw-pixels"), help: "Also fit the same solver on raw pixels (the baseline).") var rawPixels = false
+    @Option(help: "Use at most N train images (default: all).") var limit: Int?
+    @Option(help: "Split to report as test.") var split = "test"
+    @Option(help: "Images per forward pass.") var batch = 64
+    @Option(help: "BERT models: average features over this many random masks.") var masks = 1
+    @Option(help: "Seed (low-data sampling, BERT masks).") var seed: UInt64 = 0
+    @Option(help: "Threads (default: all cores).") var threads: Int?
+    @Option(help: "Write the results as JSON here.") var out: String?
+    @Flag(help: "Fine-tune instead: a zero-initialised classifier on mean(norm_f(h_L)) trained with the model (L_GEN + L_CLF), Adam at a constant rate, early stopping on val.")
+    var finetune = false
+    @Flag(name: .customLong("clf-only"), help: "Fine-tune on L_CLF alone (no generative loss).") var clfOnly = false
+    @Option(name: .customLong("finetune-steps"), help: "Most fine-tuning steps.") var finetuneSteps = 1000
+    @Option(name: .customLong("finetune-lr"), help: "Fine-tuning learning rate (the paper: often 10x below pretraining's).")
+    var finetuneLR = 3e-4
+    @Option(name: .customLong("finetune-head-lr"), help: "The classifier's learning rate (default: --finetune-lr).")
+    var finetuneHeadLR: Double?
+    @Option(name: .customLong("finetune-eval-every"), help: "Steps between val-accuracy checks (early stopping after 3 without gain).")
+    var finetuneEvalEvery = 100
+    @Option(name: .customLong("finetune-out"), help: "Directory for the fine-tuned checkpoint (model.safetensors, classifier.safetensors, finetune.json).")
+    var finetuneOut: String?
+
+    func runFineTune(model: IGPT, store: TokenStore, train: TokenSplit, trainIdx: [Int], val: TokenSplit, valIdx: [Int],
+                     test: TokenSplit, testIdx: [Int]) throws {
+      let classes = (try (trainIdx.map { Int(try train.label($0)) } + valIdx.map { Int(try val.label($0)) }).max() ?? 0) + 1
+      let tuner = FineTuner(model: model, classes: classes)
+      var o = FineTuner.Options()
+      o.steps = finetuneSteps
+      o.learningRate = finetuneLR
+      o.headLearningRate = finetuneHeadLR
+      o.evalEvery = finetuneEvalEvery
+      o.generative = !clfOnly
+      o.batch = min(batch, 32)
+      o.seed = seed
+      let report = try tuner.run(train: train, trainIndices: trainIdx, val: val, valIndices: valIdx, test: test, testIndices: testIdx,
+                                 options: o, log: logLine)
+      print(String(format: "fine-tuned (%@): best val accuracy %.4f at step %d; %@ accuracy %.4f; train accuracy %.4f",
+                   (clfOnly ? "L_CLF" : "L_GEN + L_CLF") as NSString, report.valAccuracy, report.bestStep, split as NSString,
+                   report.testAccuracy, report.trainAccuracy))
+      if let dir = finetuneOut {
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let modelBytes = try model.huggingFaceSafetensors(extraMetadata: ["finetuned_from": checkpoint ?? ""])
+        let C = model.config.embd
+        let clf = try tuner.wclf.withUnsafeBufferPointer { w in
+          try tuner.bclf.withUnsafeBufferPointer { b in
+            try Safetensors.encode([.init(name: "wclf", shape: [C, classes], data: w), .init(name: "bclf", shape: [classes], data: b)],
+                                   metadata: ["input": "mean over positions of ln_f output", "classes": "\(classes)"])
+          }
+        }
+        try modelBytes.write(to: URL(fileURLWithPath: dir + "/model.safetensors"), options: .atomic)
+        try clf.write(to: URL(fileURLWithPath: dir + "/classifier.safetensors"), options: .atomic)
+        let e = JSONEncoder()
+        e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try e.encode(report).write(to: URL(fileURLWithPath: dir + "/finetune.json"), options: .atomic)
+        logLine("wrote \(dir)/model.safetensors, classifier.safetensors, finetune.json")
+      }
+    }
+
+    func validate() throws {
+      if batch < 1 { throw ValidationError("--batch must be at least 1") }
+      if let n = labelsPerClass, n < 1 { throw ValidationError("--labels-per-class must be at least 1") }
+      if masks < 1 { throw ValidationError("--masks must be at least 1") }
+      if concat < 0 { throw ValidationError("--concat must be at least 0") }
+      if let limit, limit < 10 { throw ValidationError("--limit must be at least 10 images") }
+      if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+      if checkpoint == nil && !(rawPixels && data != nil) {
+        throw ValidationError("give --checkpoint (or --raw-pixels --data STORE for the pixel baseline alone)")
+      }
+      if checkpoint == nil && finetune { throw ValidationError("--finetune needs --checkpoint") }
+      if finetuneSteps < 1 { throw ValidationError("--finetune-steps must be at least 1") }
+      if !(finetuneLR > 0 && finetuneLR.isFinite) { throw ValidationError("--finetune-lr must be positive") }
+      if let lr = finetuneHeadLR, !(lr > 0 && lr.isFinite) { throw ValidationError("--finetune-head-lr must be positive") }
+      if finetuneEvalEvery < 1 { throw ValidationError("--finetune-eval-every must be at least 1") }
+    }
+
+    static func pad(_ s: String) -> String { s.count >= 10 ? s : s + String(repeating: " ", count: 10 - s.count) }
+
+    /// The images each split contributes: train (limited, or a seeded few per class), all of val and test.
+    struct Selection {
+      var train, val, test: TokenSplit
+      var trainIdx, valIdx, testIdx: [Int]
+      var total: Int { trainIdx.count + valIdx.count + testIdx.count }
+    }
+
+    func select(_ store: TokenStore) throws -> Selection {
+      guard store.manifest.splits["val"] != nil else {
+        throw CleanError("\(store.path) has no val split to choose the L2 strength on (prepare it with --val-fraction > 0)")
+      }
+      let train = try store.split("train"), val = try store.split("val"), test = try store.split(split)
+      var trainIdx = Array(0..<min(train.count, limit ?? train.count))
+      if let n = labelsPerClass {
+        trainIdx = LinearProbe.labelsPerClass(try trainIdx.map { Int(try train.label($0)) }, perClass: n, seed: seed)
+      }
+      return Selection(train: train, val: val, test: test, trainIdx: trainIdx, valIdx: Array(0..<val.count), testIdx: Array(0..<test.count))
+    }
+
+    func pixels(_ store: TokenStore, _ s: Selection) throws -> ProbeSweep.Splits {
+      ProbeSweep.Splits(
+        train: try FeatureExtractor.rawPixels(s.train, indices: s.trainIdx, palette: store.palette),
+        val: try FeatureExtractor.rawPixels(s.val, indices: s.valIdx, palette: store.palette),
+        test: try FeatureExtractor.rawPixels(s.test, indices: s.testIdx, palette: store.palette))
+    }
+
+    func run() throws {
+      Parallel.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
+      BLAS.setThreads(1)
+      guard let checkpoint else { return try runPixelsOnly() }
+      let resolved = try CheckpointArgument.load(checkpoint)
+      let store = try CheckpointArgument.store(data, resolved)
+      let model = resolved.model
+      let chosen = try LinearProbe.parseLayers(layers, modelLayers: model.config.layers)
+      let sel = try select(store)
+      logLine("igpt probe: \(resolved.description), layers \(chosen.map(String.init).joined(separator: ",")) of \(model.config.layers); \(sel.trainIdx.count) train, \(sel.valIdx.count) val, \(sel.testIdx.count) \(split) images")
+
+      if finetune {
+        try runFineTune(model: model, store: store, train: sel.train, trainIdx: sel.trainIdx, val: sel.val, valIdx: sel.valIdx,
+                        test: sel.test, testIdx: sel.testIdx)
+        return
+      }
+      var extractor = FeatureExtractor(model: model)
+      extractor.batch = batch
+      extractor.masks = masks
+      extractor.seed = seed
+      let deepest = ProbeSweep.deepestLayer(layers: chosen, modelLayers: model.config.layers, concat: concat)
+      extractor.deepestLayer = deepest
+      if deepest < model.config.layers {
+        logLine("features: forward passes stop at layer \(deepest) (blocks \(deepest + 1)...\(model.config.layers) are not needed)")
+      }
+      let start = Date()
+      let progress = ProgressLine()
+      var feats: [String: [FeatureSet]] = [:]
+      var done = 0
+      for (name, s, idx) in [("train", sel.train, sel.trainIdx), ("val", sel.val, sel.valIdx), (split, sel.test, sel.testIdx)] {
+        feats[name] = try extractor.extract(s, indices: idx) { n, _ in progress.update("features", done + n, sel.total) }
+        done += idx.count
+      }
+      let featureSeconds = Date().timeIntervalSince(start)
+      let tokensPerSecond = Double(sel.total * model.config.seq) / featureSeconds
+      progress.finish()
+      logLine(String(format: "features: %d images in %.1f s (%.0f tokens/s)", sel.total, featureSeconds, tokensPerSecond))
+
+      let results = ProbeSweep.run(
+        layers: chosen, modelLayers: model.config.layers,
+        layer: { ProbeSweep.Splits(train: feats["train"]![$0], val: feats["val"]![$0], test: feats[split]![$0]) },
+        concat: concat, pixels: rawPixels ? try pixels(store, sel) : nil, fitted: logFitted)
+      try report(results, checkpoint: resolved.description, store: store, selection: sel, tokensPerSecond: tokensPerSecond)
+    }
+
+    /// `--raw-pixels --data STORE` without a checkpoint: the baseline alone (any resolution or palette).
+    func runPixelsOnly() throws {
+      let store = try TokenStore(path: data!)
+      let sel = try select(store)
+      logLine("igpt probe: raw pixels of \(store.path) (\(store.manifest.sequenceLength) pixels x \(store.palette.channels) channels, \(store.palette.count) colours); \(sel.trainIdx.count) train, \(sel.valIdx.count) val, \(sel.testIdx.count) \(split) images")
+      let results = ProbeSweep.run(layers: [], modelLayers: 0, layer: { _ in fatalError("no layers") },
+                                   pixels: try pixels(store, sel), fitted: logFitted)
+      try report(results, checkpoint: nil, store: store, selection: sel, tokensPerSecond: nil)
+    }
+
+    func logFitted(_ r: LinearProbe.Result) {
+      logLine(String(format: "  %@ width %4d  l2 %-6g  train %.4f  val %.4f  %@ %.4f  (%.1f s)", Self.pad(r.features) as NSString, r.width, r.l2,
+                     r.trainAccuracy, r.valAccuracy, split as NSString, r.testAccuracy, r.seconds))
+    }
+
+    /// Prints the table and writes --out.
+    func report(_ results: [LinearProbe.Result], checkpoint: String?, store: TokenStore, selection sel: Selection,
+                tokensPerSecond: Double?) throws {
+      let bestLayer = ProbeSweep.bestLayer(results)
+      print("layer      width  l2       train    val      \(split)")
+      for r in results {
+        print(String(format: "%@ %5d  %-7g  %.4f   %.4f   %.4f%@", Self.pad(r.features) as NSString, r.width, r.l2, r.trainAccuracy, r.valAccuracy,
+                     r.testAccuracy, (r.features == bestLayer?.features ? "  <- best layer (by val)" : "") as NSString))
+      }
+      guard let out else { return }
+      struct Report: Encodable {
+        var checkpoint: String?
+        var store: String
+        var testSplit: String
+        var trainImages: Int
+        var labelsPerClass: Int?
+        var bestLayer: String?
+        var featureTokensPerSecond: Double?
+        var results: [LinearProbe.Result]
+      }
+      let e = JSONEncoder()
+      e.outputFormatting = [.prettyPrinted, .sortedKeys]
+      let report = Report(checkpoint: checkpoint, store: store.path, testSplit: split, trainImages: sel.trainIdx.count,
+                          labelsPerClass: labelsPerClass, bestLayer: bestLayer?.features, featureTokensPerSecond: tokensPerSecond,
+                          results: results)
+      try e.encode(report).write(to: URL(fileURLWithPath: out), options: .atomic)
+      logLine("wrote \(out)")
+    }
+  }
+}
