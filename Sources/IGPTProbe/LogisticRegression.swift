@@ -1,5 +1,6 @@
 import CBLAS
 import Foundation
+import IGPTKernels
 
 /// Multinomial logistic regression with an L2 penalty on the weights (not the biases), fitted
 /// with L-BFGS: the paper's linear probe.
@@ -12,6 +13,8 @@ public struct LogisticRegression: Sendable {
   public var weights: [Float]
   public var bias: [Float]
   public var iterations = 0
+  /// Fixed row chunks of the loss (threads take whole chunks).
+  static let chunks = 16
 
   public init(width: Int, classes: Int) {
     self.width = width
@@ -38,25 +41,52 @@ public struct LogisticRegression: Sendable {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(N), Int32(K), Int32(D), 1, x.baseAddress, Int32(D),
                     w32, Int32(K), 0, &logits, Int32(K))
       }
-      var loss = 0.0
-      var gb = [Double](repeating: 0, count: K)
-      for i in 0..<N {
-        var m = -Float.infinity
-        for k in 0..<K {
-          logits[i * K + k] += Float(p[D * K + k])
-          m = max(m, logits[i * K + k])
-        }
-        var z = 0.0
-        for k in 0..<K { z += exp(Double(logits[i * K + k] - m)) }
-        let y = data.labels[i]
-        loss += log(z) - Double(logits[i * K + y] - m)
-        for k in 0..<K {
-          let prob = exp(Double(logits[i * K + k] - m)) / z
-          let r = (prob - (k == y ? 1 : 0)) / Double(N)
-          residual[i * K + k] = Float(r)
-          gb[k] += r
+      // Softmax, loss and residual row by row, in `Self.chunks` fixed row chunks whose partial
+      // sums are added in chunk order: the same bytes whatever the thread count.
+      var partialLoss = [Double](repeating: 0, count: Self.chunks)
+      var partialBias = [Double](repeating: 0, count: Self.chunks * K)
+      logits.withUnsafeMutableBufferPointer { lg in
+        residual.withUnsafeMutableBufferPointer { rs in
+          partialLoss.withUnsafeMutableBufferPointer { pl in
+            partialBias.withUnsafeMutableBufferPointer { pb in
+              data.labels.withUnsafeBufferPointer { labels in
+                let lg = lg.baseAddress!, rs = rs.baseAddress!, pl = pl.baseAddress!, pb = pb.baseAddress!
+                let labels = labels.baseAddress!, bias = p.withUnsafeBufferPointer { Array($0[(D * K)...]) }
+                Parallel.forChunks(Self.chunks) { _, chunkRange in
+                  var e = [Double](repeating: 0, count: K)
+                  for chunk in chunkRange {
+                    var loss = 0.0
+                    for i in Parallel.chunkRange(chunk, of: Self.chunks, count: N) {
+                      let row = lg + i * K
+                      var m = -Float.infinity
+                      for k in 0..<K {
+                        row[k] += Float(bias[k])
+                        m = max(m, row[k])
+                      }
+                      var z = 0.0
+                      for k in 0..<K {
+                        e[k] = exp(Double(row[k] - m))
+                        z += e[k]
+                      }
+                      let y = labels[i]
+                      loss += log(z) - Double(row[y] - m)
+                      for k in 0..<K {
+                        let r = (e[k] / z - (k == y ? 1 : 0)) / Double(N)
+                        rs[i * K + k] = Float(r)
+                        pb[chunk * K + k] += r
+                      }
+                    }
+                    pl[chunk] = loss
+                  }
+                }
+              }
+            }
+          }
         }
       }
+      let loss = partialLoss.reduce(0, +)
+      var gb = [Double](repeating: 0, count: K)
+      for chunk in 0..<Self.chunks { for k in 0..<K { gb[k] += partialBias[chunk * K + k] } }
       // dW (D, K) = X^T (N, D)^T @ residual (N, K)
       data.values.withUnsafeBufferPointer { x in
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(D), Int32(K), Int32(N), 1, x.baseAddress, Int32(D),
