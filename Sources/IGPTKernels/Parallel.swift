@@ -1,4 +1,7 @@
 import Dispatch
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Fixed, deterministic work splitting over igpt's own threads.
 ///
@@ -15,7 +18,7 @@ public enum Parallel {
   public static func forChunks(
     _ count: Int, align: Int = 1, _ body: (_ chunk: Int, _ range: Range<Int>) -> Void
   ) {
-    let n = min(threads, max(1, count / max(align, 1)))
+    let n = isSerial ? 1 : min(threads, max(1, count / max(align, 1)))
     if n <= 1 {
       body(0, 0..<count)
       return
@@ -27,6 +30,24 @@ public enum Parallel {
       }
     }
   }
+
+  /// Runs `body` with every `forChunks` it reaches on this thread unsplit (one chunk), for
+  /// callers that already split the work across threads at a coarser grain (whole images).
+  public static func serially<R>(_ body: () -> R) -> R {
+    let outer = pthread_getspecific(serialKey)
+    pthread_setspecific(serialKey, UnsafeRawPointer(bitPattern: 1))
+    defer { pthread_setspecific(serialKey, outer) }
+    return body()
+  }
+
+  /// Whether this thread is inside `serially`.
+  public static var isSerial: Bool { pthread_getspecific(serialKey) != nil }
+
+  private static let serialKey: pthread_key_t = {
+    var key = pthread_key_t()
+    pthread_key_create(&key, nil)
+    return key
+  }()
 
   /// The i-th of n contiguous chunks of 0..<count with boundaries aligned to `align`.
   @inline(__always)

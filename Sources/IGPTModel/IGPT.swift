@@ -13,6 +13,8 @@ public final class IGPT {
   /// Gradients, same layout; `forwardBackward` adds into it.
   public let grads: UnsafeMutablePointer<Float>
   private var acts: Activations?
+  /// Forward-only activations of `allFeatures`' image groups, one per thread.
+  private var groupActs: [Activations] = []
 
   /// Builds a model with zeroed parameters; call `initialize(seed:)` or load a checkpoint.
   public init(config: ModelConfig) throws {
@@ -376,11 +378,54 @@ public final class IGPT {
   /// entry l is the mean over positions of block l's ln_1 output (l < layers) or of ln_f
   /// (l = layers), as `features`. Blocks past `deepest` are never run: a probe of the middle
   /// layers costs only the blocks below them.
+  ///
+  /// With several threads the images are split into one group per thread, and each group's
+  /// whole pass runs on its own thread with unsplit kernels (as backward computes dX and dW
+  /// unsplit side by side): no barrier per kernel, each weight packed once per product.
+  /// `imageGroups` false splits every kernel across the threads instead (for comparison).
   public func allFeatures(
-    tokens: UnsafePointer<Int32>, mask: UnsafePointer<UInt8>? = nil, batch B: Int, through deepest: Int? = nil
+    tokens: UnsafePointer<Int32>, mask: UnsafePointer<UInt8>? = nil, batch B: Int, through deepest: Int? = nil,
+    imageGroups: Bool = true
   ) -> [[Float]] {
-    let C = config.embd, T = config.seq, N = B * T, L = config.layers, m = deepest ?? L
+    let L = config.layers, m = deepest ?? L, T = config.seq
     guard m >= 0 && m <= L else { fatalError("layer \(m) outside 0...\(L)") }
+    let groups = Parallel.isSerial || !imageGroups ? 1 : min(Parallel.threads, B)
+    if groups <= 1 {
+      return features(activations(B, T, recompute: nil), tokens: tokens, mask: mask, B: B, through: m)
+    }
+    let ranges = (0..<groups).map { Parallel.chunkRange($0, of: groups, count: B) }
+    let acts = groupActivations(ranges.map(\.count), T: T)
+    var parts = [[[Float]]](repeating: [], count: groups)
+    parts.withUnsafeMutableBufferPointer { parts in
+      let parts = parts.baseAddress!
+      Parallel.forChunks(groups) { _, chunk in
+        for g in chunk {
+          let images = ranges[g]
+          parts[g] = Parallel.serially {
+            features(acts[g], tokens: tokens + images.lowerBound * T, mask: mask.map { $0 + images.lowerBound * T },
+                     B: images.count, through: m)
+          }
+        }
+      }
+    }
+    return (0...m).map { l in parts.flatMap { $0[l] } }
+  }
+
+  /// One forward-only activation slab per image group (sized for one thread each), kept while
+  /// the group sizes stay the same.
+  private func groupActivations(_ sizes: [Int], T: Int) -> [Activations] {
+    if groupActs.map({ [$0.B, $0.T] }) != sizes.map({ [$0, T] }) {
+      groupActs = []  // free the old slabs first
+      groupActs = sizes.map { Activations(config: config, B: $0, T: T, threads: 1, recompute: true) }
+    }
+    return groupActs
+  }
+
+  /// Features of layers 0...m for images (B, T) in activations `a` (one slot).
+  private func features(
+    _ a: Activations, tokens: UnsafePointer<Int32>, mask: UnsafePointer<UInt8>?, B: Int, through m: Int
+  ) -> [[Float]] {
+    let C = config.embd, T = config.seq, N = B * T, L = config.layers
     var out = [[Float]](repeating: [Float](repeating: 0, count: B * C), count: m + 1)
     func pool(_ x: UnsafePointer<Float>, _ l: Int) {
       StepProfile.measure("feature_pool") {
@@ -388,7 +433,6 @@ public final class IGPT {
       }
     }
     // Each layer's ln_1 output is pooled right after its block, so one activation slot serves.
-    let a = activations(B, T, recompute: nil)
     if m < L {
       // blocks 0..<m in full, block m only through its ln_1 (layer m's norm)
       _ = blocks(a, tokens: tokens, mask: mask, B: B, T: T, layers: m + 1, stopAtNorm: true) { l, x in pool(x.ln1, l) }

@@ -34,6 +34,8 @@ struct BenchCommand: ParsableCommand {
   var features = false
   @Option(name: .customLong("feature-layers"), help: "With --features: the layers a probe reads (all, mid or a list like 2,4); passes stop at the deepest.")
   var featureLayers = "all"
+  @Flag(name: .customLong("features-split"), help: "With --features: also time passes that split every kernel across the threads (not image groups), alternating.")
+  var featuresSplit = false
 
   func validate() throws {
     if threads < 1 { throw ValidationError("--threads must be at least 1") }
@@ -114,23 +116,33 @@ struct BenchCommand: ParsableCommand {
       let featureModel = try IGPT(config: config)
       featureModel.params.update(from: model.params, count: n)
       let deepest = try LinearProbe.parseLayers(featureLayers, modelLayers: layers).max()!
-      func featurePass() {
+      func featurePass(groups: Bool = true) {
         _ = tokens.withUnsafeBufferPointer { tk in
           mask.withUnsafeBufferPointer { mk in
-            featureModel.allFeatures(tokens: tk.baseAddress!, mask: objective == .bert ? mk.baseAddress! : nil, batch: batch, through: deepest)
+            featureModel.allFeatures(tokens: tk.baseAddress!, mask: objective == .bert ? mk.baseAddress! : nil, batch: batch,
+                                     through: deepest, imageGroups: groups)
           }
         }
       }
+      func timed(_ body: () -> Void) -> Double {
+        let start = DispatchTime.now().uptimeNanoseconds
+        body()
+        return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+      }
       featurePass()
+      if featuresSplit { featurePass(groups: false) }
+      var splitTimes: [Double] = []
       for _ in 0..<steps {
         StepProfile.enabled = profile
-        var start = DispatchTime.now().uptimeNanoseconds
-        featurePass()
-        featureTimes.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        featureTimes.append(timed { featurePass() })
         StepProfile.enabled = false
-        start = DispatchTime.now().uptimeNanoseconds
-        _ = step()
-        pairedSteps.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        pairedSteps.append(timed { _ = step() })
+        if featuresSplit { splitTimes.append(timed { featurePass(groups: false) }) }
+      }
+      if featuresSplit {
+        let splitMedian = splitTimes.sorted()[splitTimes.count / 2]
+        output["features_split_tokens_per_s"] = round3(tokensPerStep / splitMedian)
+        output["features_split_vs_training"] = round3(pairedSteps.sorted()[pairedSteps.count / 2] / splitMedian)
       }
       if profile { output["features_profile_ms"] = StepProfile.milliseconds.mapValues { round3($0 / Double(steps)) } }
       let featureMedian = featureTimes.sorted()[featureTimes.count / 2]

@@ -132,6 +132,32 @@ import Testing
     }
   }
 
+  @Test func imageGroupsGiveTheBytesOfOneSplitPass() throws {
+    Parallel.threads = 2
+    for objective in [ModelConfig.Objective.ar, .bert] {
+      let model = try IGPT(config: ModelConfig(layers: 2, embd: 64, heads: 2, seq: 49, vocab: 16, objective: objective))
+      model.initialize(seed: 5)
+      var rng = SeededRandom(seed: 6)
+      for l in 0..<2 { (model.params + model.layout.blocks[l].ln2).update(repeating: 1.5, count: 64) }
+      let B = 5
+      let tokens = (0..<(B * 49)).map { _ in Int32(rng.next() % 16) }
+      let mask = BERTMask.draw(B: B, T: 49, rng: &rng)
+      func pass(groups: Bool) -> [[Float]] {
+        tokens.withUnsafeBufferPointer { t in
+          mask.withUnsafeBufferPointer { m in
+            model.allFeatures(tokens: t.baseAddress!, mask: objective == .bert ? m.baseAddress! : nil, batch: B, imageGroups: groups)
+          }
+        }
+      }
+      // images 0-2 on one thread and 3-4 on the other, each pass unsplit: the same bytes as every
+      // kernel split across both threads, and as one thread doing everything
+      let grouped = pass(groups: true), split = pass(groups: false)
+      #expect(grouped == split, "\(objective)")
+      #expect(Parallel.serially { pass(groups: true) } == grouped, "\(objective)")
+      #expect(pass(groups: true) == grouped)
+    }
+  }
+
   @Test func deepestLayerCoversTheConcatenation() {
     // the sweep probes the chosen layers, then k layers around the best: the pass must reach them all
     #expect(ProbeSweep.deepestLayer(layers: [2, 3, 4], modelLayers: 8, concat: 0) == 4)
