@@ -146,7 +146,7 @@ public final class FineTuner {
       }
       let pooled = tokens.withUnsafeBufferPointer { tk in
         mask.withUnsafeBufferPointer { mk in
-          model.features(tokens: tk.baseAddress!, mask: mask.isEmpty ? nil : mk.baseAddress, batch: idx.count, layer: L)
+          model.allFeatures(tokens: tk.baseAddress!, mask: mask.isEmpty ? nil : mk.baseAddress, batch: idx.count)[L]
         }
       }
       let labels = try idx.map { Int(try split.label($0)) }
