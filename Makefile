@@ -52,7 +52,8 @@ test: setup
 
 ## bench: training throughput at the reference shape (beside the sgemm ceiling) and data preparation speed
 bench: build bench-data
-	.build/release/igpt bench --layers 8 --embd 256 --heads 8 --seq 196 --batch 16 --vocab 16 --threads 2 --steps 10 --features
+	.build/release/igpt bench --layers 8 --embd 256 --heads 8 --seq 196 --batch 16 --vocab 16 --threads 2 --steps 10 --features --features-split
+	.build/release/igpt bench --layers 8 --embd 256 --heads 8 --seq 196 --batch 16 --vocab 16 --threads 2 --steps 10 --features --feature-layers mid
 
 ## bench-torch: igpt bench and PyTorch's torch_igpt.py bench alternating on the same shape (5 pairs; installs torch into .venv-torch once)
 bench-torch: build
