@@ -51,7 +51,7 @@ public struct LogisticRegression: Sendable {
             partialBias.withUnsafeMutableBufferPointer { pb in
               data.labels.withUnsafeBufferPointer { labels in
                 let lg = lg.baseAddress!, rs = rs.baseAddress!, pl = pl.baseAddress!, pb = pb.baseAddress!
-                let labels = labels.baseAddress!, bias = p.withUnsafeBufferPointer { Array($0[(D * K)...]) }
+                let labels = labels.baseAddress!, bias = Array(p[(D * K)...])
                 Parallel.forChunks(Self.chunks) { _, chunkRange in
                   var e = [Double](repeating: 0, count: K)
                   for chunk in chunkRange {

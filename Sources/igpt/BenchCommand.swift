@@ -41,7 +41,9 @@ struct BenchCommand: ParsableCommand {
     if threads < 1 { throw ValidationError("--threads must be at least 1") }
     if steps < 1 { throw ValidationError("--steps must be at least 1") }
     if batch < 1 { throw ValidationError("--batch must be at least 1") }
-    do { _ = try LinearProbe.parseLayers(featureLayers, modelLayers: layers) } catch { throw ValidationError("\(error)") }
+    if (try? LinearProbe.parseLayers(featureLayers, modelLayers: layers)) == nil {
+      throw ValidationError("--feature-layers \(featureLayers): expected all, mid, or a list of layers in 0...\(layers)")
+    }
   }
 
   func run() throws {

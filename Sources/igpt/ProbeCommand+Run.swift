@@ -89,7 +89,9 @@ extension ProbeCommand {
       if checkpoint == nil && !(rawPixels && data != nil) {
         throw ValidationError("give --checkpoint (or --raw-pixels --data STORE for the pixel baseline alone)")
       }
-      if checkpoint == nil && finetune { throw ValidationError("--finetune needs --checkpoint") }
+      if checkpoint == nil && (finetune || layers != "all" || concat > 0 || masks != 1) {
+        throw ValidationError("--finetune, --layers, --concat and --masks need --checkpoint (without one only the pixel baseline is fitted)")
+      }
       if finetuneSteps < 1 { throw ValidationError("--finetune-steps must be at least 1") }
       if !(finetuneLR > 0 && finetuneLR.isFinite) { throw ValidationError("--finetune-lr must be positive") }
       if let lr = finetuneHeadLR, !(lr > 0 && lr.isFinite) { throw ValidationError("--finetune-head-lr must be positive") }

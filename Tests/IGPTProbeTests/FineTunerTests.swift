@@ -60,4 +60,22 @@ import Testing
     let clfOnly = Array(UnsafeBufferPointer(start: model.grads, count: n))
     #expect(clfOnly.contains { $0 != 0 } && clfOnly != genOnly)
   }
+
+  @Test func theClassifierTakesItsOwnLearningRate() throws {
+    Parallel.threads = 2
+    let model = try IGPT(config: ModelConfig(layers: 1, embd: 16, heads: 2, seq: 8, vocab: 5, objective: .ar))
+    model.initialize(seed: 3)
+    let f = FineTuner(model: model, classes: 3)
+    var rng = SeededRandom(seed: 4)
+    let tokens = (0..<(4 * 8)).map { _ in Int32(rng.next() % 5) }
+    let r = f.gradients(tokens: tokens, mask: [], labels: [0, 1, 2, 1], generativeWeight: 1)
+    let before = Array(UnsafeBufferPointer(start: model.params, count: model.parameterCount))
+    f.update(classifierGradient: r.classifierGradient, learningRate: 1e-4, headLearningRate: 1e-2)
+    // Adam's first step moves each parameter by about its rate (where the gradient is not 0)
+    let head = (f.wclf + f.bclf).map { abs($0) }.max()!
+    var body: Float = 0
+    for i in 0..<model.parameterCount { body = max(body, abs(model.params[i] - before[i])) }
+    #expect(head > 5e-3 && head < 2e-2, "head moved \(head)")
+    #expect(body > 5e-5 && body < 2e-4, "body moved \(body)")
+  }
 }

@@ -83,6 +83,16 @@ import Testing
     #expect(model.iterations > 0)
   }
 
+  @Test func logisticRegressionBytesDoNotDependOnTheThreads() {
+    // 16 fixed row chunks summed in order: two threads and one give the same weights
+    Parallel.threads = 2
+    let d = Self.blobs(perClass: 40, classes: 3, width: 8, signal: 2, separation: 1, seed: 7)
+    var two = LogisticRegression(width: 8, classes: 3), one = two
+    two.fit(d, l2: 1e-3)
+    Parallel.serially { one.fit(d, l2: 1e-3) }
+    #expect(two.weights == one.weights && two.bias == one.bias && two.iterations == one.iterations)
+  }
+
   @Test func aProbeOnPlantedSignalBeatsChanceByFar() {
     let all = Self.blobs(perClass: 150, classes: 4, width: 32, signal: 4, separation: 3, seed: 9)
     let idx = Array(0..<all.count)
