@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PACKAGES := libopenblas-dev libzmq3-dev liblz4-dev libstb-dev zlib1g-dev pkg-config dataset-fashion-mnist
 SWIFT_TEST_FLAGS := -c release -Xswiftc -enable-testing
 
-.PHONY: setup build test bench bench-data bench-cluster bench-torch clean oracle demo cluster-test
+.PHONY: setup build test test-kernels bench bench-data bench-cluster bench-torch clean oracle demo cluster-test
 
 ## setup: install missing Debian packages (a no-op when all are present)
 setup:
@@ -49,6 +49,14 @@ build: setup
 test: setup
 	swift build $(SWIFT_TEST_FLAGS) --product igpt
 	swift test $(SWIFT_TEST_FLAGS)
+
+## test-kernels: the numerics-sensitive suites again with another OpenBLAS kernel family
+## (make test-kernels CORETYPE=Sandybridge; Haswell is what an AVX2 host runs), after make test
+CORETYPE ?= Sandybridge
+NUMERICS_SUITES := ProbeTests|FineTunerTests|ModelTests|ModelGradientTests|KernelGradientTests|AttentionTests|TrainingTests|RunNumericsTests|ClusterTests|ProbeJobTests|NumericsTests|TrainCommandTests
+test-kernels: setup
+	swift build $(SWIFT_TEST_FLAGS) --product igpt
+	OPENBLAS_CORETYPE=$(CORETYPE) swift test $(SWIFT_TEST_FLAGS) --filter '$(NUMERICS_SUITES)'
 
 ## bench: training throughput at the reference shape (beside the sgemm ceiling) and data preparation speed
 bench: build bench-data

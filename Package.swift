@@ -24,19 +24,18 @@ func kernelTargetCPU() -> String? {
   return nil
 }
 
-/// Release builds drop Swift's runtime checks in the numeric hot loops (platform-notes.md) and
-/// target the build host's vector unit. Kernels never fuse multiply-adds, so every target
-/// computes the same bytes; only the speed differs.
+/// Release builds target the build host's vector unit. The target is part of a process's
+/// numerics fingerprint (`igpt info`): with the OpenBLAS core type and the thread count it
+/// decides the bytes a run computes, and cluster runs pin or refuse workers on it.
 let kernelCPU = kernelTargetCPU()
+let kernelCPUDefine = "-DIGPT_KERNEL_CPU_" + (kernelCPU ?? "baseline").replacingOccurrences(of: "-", with: "_")
 let releaseFlags: [SwiftSetting] = [
   .unsafeFlags(
-    ["-Ounchecked"] + (kernelCPU.map { ["-target-cpu", $0] } ?? []), .when(configuration: .release))
+    ["-Ounchecked", kernelCPUDefine] + (kernelCPU.map { ["-target-cpu", $0] } ?? []), .when(configuration: .release))
 ]
 /// The executable: runtime checks dropped, baseline instructions (see kernelTargetCPU).
 let executableFlags: [SwiftSetting] = [
-  .unsafeFlags(
-    ["-Ounchecked", "-DIGPT_KERNEL_CPU_" + (kernelCPU ?? "baseline").replacingOccurrences(of: "-", with: "_")],
-    .when(configuration: .release))
+  .unsafeFlags(["-Ounchecked", kernelCPUDefine], .when(configuration: .release))
 ]
 
 let package = Package(

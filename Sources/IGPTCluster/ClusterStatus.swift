@@ -33,6 +33,9 @@ public struct ClusterStatus: Codable, Sendable {
   public var microbatchesPending: Int
   public var microbatchesOutstanding: Int
   public var droppedMessages: Int
+  /// The run's numerics (one line), and whether every contribution so far computed with it.
+  public var numerics: String? = nil
+  public var reproducible: Bool? = nil
 
   /// The human-readable table.
   public var text: String {
@@ -41,6 +44,8 @@ public struct ClusterStatus: Codable, Sendable {
                         tokensPerSecond, elapsedSeconds, codec)]
     lines.append(encrypted ? "security: CURVE encryption, allow-listed keys only" : "security: none (plaintext)")
     if insecure { lines.append("INSECURE: unencrypted, and any peer that reaches the port can join") }
+    if let numerics { lines.append("numerics: \(numerics)") }
+    if reproducible == false { lines.append("NOT REPRODUCIBLE: workers with other numerics contributed (cluster.numerics: any)") }
     lines.append("microbatches: \(microbatchesPending) queued, \(microbatchesOutstanding) out; dropped messages: \(droppedMessages)")
     if workers.isEmpty { lines.append("workers: none connected") }
     for w in workers {

@@ -26,6 +26,8 @@ public final class Coordinator {
     public var curve: (secret: CurveKey, allow: String)?
     /// True once per SIGHUP: re-read the allow-list.
     public var reloadRequested: () -> Bool = { false }
+    /// The run's numerics (RunNumerics.establish); nil = this process's at the run's threads.
+    public var numerics: RunNumerics?
     public init(runDir: String, bind: String, end: Int, log: @escaping (String) -> Void, shouldStop: @escaping () -> Bool) {
       self.runDir = runDir
       self.bind = bind
@@ -53,6 +55,8 @@ public final class Coordinator {
   let zap: ZAPHandler?
   public let runHash: UInt64
   public let endpoint: String
+  /// What every worker must compute with (or, with policy any, whether one did not).
+  public private(set) var numerics: RunNumerics
   let metrics: MetricsLog
   /// Probe jobs (queued, running, done) and the one in progress.
   public let probes: ProbeQueue
@@ -101,6 +105,10 @@ public final class Coordinator {
     lastCheckpointStep = trainer.step
     runHash = Self.runHash(config: trainer.config, model: trainer.model.config, palette: trainer.store.manifest.palette)
     valBatches = try trainer.validationMicrobatches()
+    numerics = try options.numerics ?? RunNumerics(
+      fingerprint: NumericsFingerprint.measure(trainer.model.config, threads: RunNumerics.threads(config: trainer.config, recorded: nil)),
+      policy: trainer.config.cluster.numerics)
+    trainer.numerics = numerics
     metrics = try MetricsLog(path: (options.runDir as NSString).appendingPathComponent("metrics.jsonl"))
     badInput = RateLimitedLog(log: options.log)
     probes = ProbeQueue(runDir: options.runDir, log: options.log)
@@ -252,7 +260,7 @@ public final class Coordinator {
         "step": step, "loss": r.loss, "bits_per_token": r.loss / log(2.0), "lr": r.learningRate, "grad_norm": r.gradNorm,
         "tokens_per_s": tokensPerSecond, "elapsed_s": Date().timeIntervalSince(started), "workers": workers.count,
         "wire_bytes_in": bytesIn, "wire_bytes_out": bytesOut, "step_s": dt, "worker_compute_s": computeSeconds,
-      ])
+      ].merging(numerics.reproducible ? [:] : ["reproducible": false]) { a, _ in a })
       options.log(String(format: "step %d/%d  loss %.4f  %.3f bits/token  %.0f tokens/s  %d workers", step, options.end, r.loss,
                          r.loss / log(2.0), tokensPerSecond, workers.count))
     }
@@ -530,18 +538,43 @@ public final class Coordinator {
       send(Message(.refuse, meta: Meta.Refuse(reason: "this coordinator runs another config: \(diff)", fatal: true)), to: id)
       return
     }
+    switch numerics.admit(h.numerics) {
+    case .accept: break
+    case .acceptMixed(let why): markNotReproducible(because: "worker \(h.name) (\(address)): \(why)")
+    case .pin(let core):
+      options.log("worker \(h.name) (\(address)) runs OpenBLAS \(h.numerics?.openblasCore ?? "?") kernels: pinning it to the run's \(core)")
+      send(Message(.refuse, meta: Meta.Refuse(reason: "the run computes with OpenBLAS \(core) kernels", fatal: false, pin: core)), to: id)
+      return
+    case .refuse(let why):
+      options.log("refused worker \(h.name) (\(address)): \(why)")
+      send(Message(.refuse, meta: Meta.Refuse(reason: "this run's numerics cannot be had here: \(why)", fatal: true)), to: id)
+      return
+    }
     if workers[id] != nil { drop(id, because: "it said hello again") }
     workers[id] = WorkerRecord(id: id, name: h.name, host: h.host, pid: h.pid, address: address, lastHeard: Date())
     options.log("worker \(h.name) joined from \(address) (pid \(h.pid) on \(h.host)); \(workers.count) connected")
-    let w = Meta.Welcome(runHash: runHash, model: trainer.model.config, threads: config.train.threads, codec: config.cluster.codec,
+    let w = Meta.Welcome(runHash: runHash, model: trainer.model.config, threads: numerics.fingerprint.threads, codec: config.cluster.codec,
                          heartbeatInterval: interval, heartbeatMisses: config.cluster.heartbeatMisses, step: trainer.step,
-                         steps: options.end, recompute: config.train.recompute)
+                         steps: options.end, recompute: config.train.recompute, numerics: numerics.fingerprint, policy: numerics.policy)
     send(Message(.welcome, runHash: runHash, version: version, meta: w), to: id)
   }
 
   /// How much work the worker can take, and which tasks it still holds (any others it dropped).
   func ready(_ m: Message, from id: Data) throws {
     let r = try m.decodeMeta(Meta.Ready.self)
+    guard let record = workers[id] else { return }
+    if !record.numericsChecked {
+      switch numerics.check(r.numerics) {
+      case .accept, .pin: break
+      case .acceptMixed(let why): markNotReproducible(because: "worker \(record.label): \(why)")
+      case .refuse(let why):
+        options.log("refused worker \(record.label): \(why)")
+        send(Message(.refuse, meta: Meta.Refuse(reason: "this run's numerics cannot be had here: \(why)", fatal: true)), to: id)
+        drop(id, because: "its numerics are not the run's")
+        return
+      }
+      workers[id]!.numericsChecked = true
+    }
     let holding = Set(r.holding)
     workers[id]!.held.removeAll { $0 >= tasks.count }
     let (kept, lost) = workers[id]!.held.reduce(into: ([Int](), [Int]())) { acc, idx in
@@ -628,6 +661,15 @@ public final class Coordinator {
     accumulated += 1
   }
 
+  /// A contribution with other numerics: the run's bytes are no longer reproducible (said
+  /// once, and kept in every checkpoint from now on).
+  func markNotReproducible(because why: String) {
+    guard numerics.reproducible else { return }
+    numerics.reproducible = false
+    trainer.numerics = numerics
+    options.log("run marked NOT reproducible (cluster.numerics: any): \(why)")
+  }
+
   // MARK: - Status and identity
 
   func status() -> ClusterStatus {
@@ -649,7 +691,8 @@ public final class Coordinator {
                              bytesSent: $0.bytesSent, bytesReceived: $0.bytesReceived, busy: !$0.held.isEmpty)
       },
       insecure: insecure, encrypted: zap != nil, queuedTasks: queued, microbatchesPending: queue.filter { !tasks[$0].done }.count,
-      microbatchesOutstanding: workers.values.reduce(0) { $0 + $1.held.count }, droppedMessages: badInput.total)
+      microbatchesOutstanding: workers.values.reduce(0) { $0 + $1.held.count }, droppedMessages: badInput.total,
+      numerics: numerics.fingerprint.summary + " (\(numerics.policy.rawValue))", reproducible: numerics.reproducible)
   }
 
   /// FNV-1a over the run's settings, model shape and palette: messages of another run are refused.

@@ -13,7 +13,8 @@ import IGPTData
 /// ```
 public struct Message: Equatable, Sendable {
   /// 3: feature tasks name the deepest layer wanted (workers stop their passes there).
-  public static let protocolVersion: UInt16 = 3
+  /// 4: hello, welcome and ready carry numerics fingerprints; refuse can pin a worker.
+  public static let protocolVersion: UInt16 = 4
   public static let headerSize = 40
   static let magic: [UInt8] = Array("IGPT".utf8)
   /// Parameter version of messages not tied to one.

@@ -12,13 +12,15 @@ public enum Meta {
     /// The worker's own run config when started with --config: the coordinator refuses a worker
     /// whose model, train or cluster settings differ from its own.
     public var config: RunConfig?
+    /// What decides the bytes it computes that it cannot change by itself (nil: an older igpt).
+    public var numerics: NumericsFingerprint.Host? = nil
   }
 
   /// Coordinator -> worker: what to build.
   public struct Welcome: Codable, Sendable {
     public var runHash: UInt64
     public var model: ModelConfig
-    /// train.threads of the run (0 = all cores): workers use it so their gradients are the bytes
+    /// The threads the run computes with: workers use it so their gradients are the bytes
     /// `igpt train` would compute.
     public var threads: Int
     public var codec: RunConfig.GradientCodecKind
@@ -28,12 +30,18 @@ public enum Meta {
     public var steps: Int
     /// train.recompute of the run: workers recompute activations in backward (less memory).
     public var recompute: Bool
+    /// The run's numerics: the worker sends its own fingerprint at these widths and threads in
+    /// each ready, and gets no work unless they are equal (or the policy is any).
+    public var numerics: NumericsFingerprint
+    public var policy: RunConfig.NumericsPolicy
   }
 
   /// Coordinator -> peer: not accepted. Fatal refusals end the worker; others make it say hello again.
   public struct Refuse: Codable, Sendable {
     public var reason: String
     public var fatal: Bool
+    /// Not refused for good: re-execute pinned to this OpenBLAS core type, then say hello again.
+    public var pin: String? = nil
   }
 
   /// Worker -> coordinator: how much more work it can take, and what it still holds.
@@ -44,6 +52,8 @@ public enum Meta {
     public var have: UInt64?
     /// Ids of the tasks it holds (computing or waiting); any others it was sent are lost.
     public var holding: [UInt64]
+    /// Its numerics fingerprint at the run's widths and threads (checked before it gets work).
+    public var numerics: NumericsFingerprint? = nil
   }
 
   /// Coordinator -> worker: compute one microbatch at the message's parameter version.
@@ -81,8 +91,10 @@ public enum Meta {
     public var concat: Int?
     public var rawPixels: Bool?
     public var masks: Int?
+    public var seed: UInt64?
     public init(layers: String?, trainImages: Int?, evalImages: Int?, labelsPerClass: Int? = nil, concat: Int? = nil,
-                rawPixels: Bool? = nil, masks: Int? = nil) {
+                rawPixels: Bool? = nil, masks: Int? = nil, seed: UInt64? = nil) {
+      self.seed = seed
       self.layers = layers
       self.trainImages = trainImages
       self.evalImages = evalImages

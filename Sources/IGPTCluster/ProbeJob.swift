@@ -21,9 +21,12 @@ public struct ProbeJob: Codable, Sendable {
     public var rawPixels = false
     /// BERT models: average each image's features over this many random masks.
     public var masks = 1
+    /// Seed of the low-data selection and the BERT masks: the same as `igpt probe run --seed`.
+    public var seed: UInt64 = 0
 
     public init(layers: String, trainImages: Int, evalImages: Int, labelsPerClass: Int? = nil, concat: Int = 0,
-                rawPixels: Bool = false, masks: Int = 1) {
+                rawPixels: Bool = false, masks: Int = 1, seed: UInt64 = 0) {
+      self.seed = seed
       self.layers = layers
       self.trainImages = trainImages
       self.evalImages = evalImages
@@ -37,7 +40,8 @@ public struct ProbeJob: Codable, Sendable {
     public init(_ p: RunConfig.Probes, overriddenBy s: Meta.ProbeSubmit? = nil) {
       self.init(layers: s?.layers ?? p.layers, trainImages: s?.trainImages ?? p.trainImages,
                 evalImages: s?.evalImages ?? p.evalImages, labelsPerClass: s?.labelsPerClass ?? p.labelsPerClass,
-                concat: s?.concat ?? p.concat, rawPixels: s?.rawPixels ?? p.rawPixels, masks: s?.masks ?? p.masks)
+                concat: s?.concat ?? p.concat, rawPixels: s?.rawPixels ?? p.rawPixels, masks: s?.masks ?? p.masks,
+                seed: s?.seed ?? p.seed)
     }
 
     /// Jobs saved before the newer options existed read with their defaults.
@@ -50,6 +54,7 @@ public struct ProbeJob: Codable, Sendable {
       concat = try c.decodeIfPresent(Int.self, forKey: .concat) ?? 0
       rawPixels = try c.decodeIfPresent(Bool.self, forKey: .rawPixels) ?? false
       masks = try c.decodeIfPresent(Int.self, forKey: .masks) ?? 1
+      seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? 0
     }
 
     /// Why this request cannot run on a model of `modelLayers` layers, or nil.
@@ -69,6 +74,7 @@ public struct ProbeJob: Codable, Sendable {
       if concat > 1 { parts.append("concat \(concat)") }
       if rawPixels { parts.append("raw pixels") }
       if masks > 1 { parts.append("\(masks) masks") }
+      if seed != 0 { parts.append("seed \(seed)") }
       return parts.isEmpty ? "" : " (" + parts.joined(separator: ", ") + ")"
     }
   }

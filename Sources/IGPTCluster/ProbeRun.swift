@@ -71,7 +71,7 @@ final class ProbeRun {
       let split = try store.split(name)
       var idx = Array(0..<min(split.count, s == 0 ? job.request.trainImages : job.request.evalImages))
       if s == 0, let n = job.request.labelsPerClass {
-        idx = LinearProbe.labelsPerClass(try idx.map { Int(try split.label($0)) }, perClass: n, seed: UInt64(job.id))
+        idx = LinearProbe.labelsPerClass(try idx.map { Int(try split.label($0)) }, perClass: n, seed: job.request.seed)
       }
       chosen.append(idx)
       labels.append(try idx.map { Int(try split.label($0)) })
@@ -82,11 +82,8 @@ final class ProbeRun {
           for (i, j) in part.enumerated() { try split.copyTokens(j, into: t.baseAddress! + i * split.sequenceLength) }
         }
         for pass in 0..<passes {
-          var mask: [UInt8] = []
-          if bert {
-            var rng = SeededRandom(seed: UInt64(offset) &* 31 &+ UInt64(s) &+ UInt64(pass) &* 0x9E37_79B9)
-            mask = BERTMask.draw(B: part.count, T: split.sequenceLength, rng: &rng)
-          }
+          // the masks `igpt probe run --seed` draws for these images
+          let mask = bert ? FeatureExtractor.masks(seed: job.request.seed, split: name, images: part, pass: pass, T: split.sequenceLength) : []
           let meta = Meta.Task(id: id, kind: .features, step: step, micro: tasks.count, count: part.count,
                                length: split.sequenceLength, scale: 1, hasMask: !mask.isEmpty, deepest: deepest)
           id += 1
@@ -132,16 +129,13 @@ final class ProbeRun {
     let request = self.request, layers = self.layers, labels = self.labels, width = self.width
     let modelLayers = self.modelLayers, pixels = self.pixels, passes = self.passes, features = self.features
     Thread.detachNewThread { [self] in
-      // BERT: the mean over masks, summed in pass order (arrival order cannot change the bytes),
-      // here and not on the event loop (it can be large)
-      var averaged = features[0]
-      if passes > 1 {
-        for pass in 1..<passes {
-          for s in averaged.indices { for l in averaged[s].indices { for i in averaged[s][l].indices { averaged[s][l][i] += features[pass][s][l][i] } } }
-        }
-        let inv = 1 / Float(passes)
-        for s in averaged.indices { for l in averaged[s].indices { for i in averaged[s][l].indices { averaged[s][l][i] *= inv } } }
+      // BERT: the mean over masks, summed in pass order as `probe run` does (arrival order cannot
+      // change the bytes), here and not on the event loop (it can be large)
+      var averaged = features[0].map { $0.map { [Float](repeating: 0, count: $0.count) } }
+      for pass in 0..<passes {
+        for s in averaged.indices { for l in averaged[s].indices { FeatureExtractor.addPass(features[pass][s][l], into: &averaged[s][l], at: 0) } }
       }
+      for s in averaged.indices { for l in averaged[s].indices { FeatureExtractor.finishMean(&averaged[s][l], passes: passes) } }
       func set(_ l: Int, _ s: Int) -> FeatureSet { FeatureSet(width: width, values: averaged[s][l], labels: labels[s]) }
       let results = ProbeSweep.run(
         layers: layers, modelLayers: modelLayers, layer: { ProbeSweep.Splits(train: set($0, 0), val: set($0, 1), test: set($0, 2)) },

@@ -91,6 +91,11 @@ public final class Worker {
   let options: Options
   var socket: ZMQSocket?
   var welcome: Meta.Welcome?
+  /// A welcome that came while a job was computing: applied when it ends (it may change the
+  /// model, the threads and the codec's residual under the job).
+  var pendingWelcome: Meta.Welcome?
+  /// This process's numerics at the welcome's widths and threads, sent in each ready.
+  var fingerprint: NumericsFingerprint?
   var model: IGPT?
   var residual: UnsafeMutablePointer<Float>?
   var have: UInt64?
@@ -160,7 +165,14 @@ public final class Worker {
         // A result computed for an earlier connection is dropped: its run may have moved on.
         if c == connection && m.runHash == welcome?.runHash { send(m) }
       }
-      if !slot.lock.withLock({ slot.busy }) { try startNext() }
+      if !slot.lock.withLock({ slot.busy }) {
+        if let w = pendingWelcome {
+          pendingWelcome = nil
+          try setUp(w)
+          sendReady()
+        }
+        try startNext()
+      }
       if Date().timeIntervalSince(lastSent) >= interval { send(Message(.heartbeat, runHash: welcome?.runHash ?? 0)) }
     }
   }
@@ -176,6 +188,7 @@ public final class Worker {
     try s.connect(options.endpoint)
     socket = s
     welcome = nil
+    pendingWelcome = nil
     pendingTasks = []
     pendingParams = nil
     lastHeard = Date()
@@ -183,7 +196,8 @@ public final class Worker {
   }
 
   func sendHello() {
-    let hello = Meta.Hello(name: options.name, host: ProcessInfo.processInfo.hostName, pid: getpid(), config: options.config)
+    let hello = Meta.Hello(name: options.name, host: ProcessInfo.processInfo.hostName, pid: getpid(), config: options.config,
+                           numerics: .current())
     send(Message(.hello, meta: hello))
   }
 
@@ -205,11 +219,28 @@ public final class Worker {
     }
     switch m.kind {
     case .welcome:
-      let w = try m.decodeMeta(Meta.Welcome.self)
-      try setUp(w)
-      sendReady()
+      let w: Meta.Welcome
+      do { w = try m.decodeMeta(Meta.Welcome.self) } catch {
+        badInput.note("dropped welcome: \(error)")
+        return nil
+      }
+      if slot.lock.withLock({ slot.busy }) {
+        pendingWelcome = w  // set up once the job in hand is done
+      } else {
+        try setUp(w)
+        sendReady()
+      }
     case .refuse:
-      let why = (try? m.decodeMeta(Meta.Refuse.self)) ?? Meta.Refuse(reason: "no reason given", fatal: true)
+      let why: Meta.Refuse
+      do { why = try m.decodeMeta(Meta.Refuse.self) } catch {
+        badInput.note("dropped refuse: \(error)")
+        return nil
+      }
+      if let core = why.pin {
+        options.log("\(why.reason): pinning this worker to OpenBLAS \(core) kernels (it loaded \(BLAS.coreName)) and re-executing")
+        socket?.close()
+        do { try OpenBLASCoreType.pin(to: core) } catch { return .refused("\(error)") }
+      }
       if why.fatal { return .refused(why.reason) }
       sendHello()
     case .reset:
@@ -249,11 +280,17 @@ public final class Worker {
       residual = .allocate(capacity: model!.parameterCount)
       residual!.initialize(repeating: 0, count: model!.parameterCount)
     }
-    let threads = options.threads ?? (w.threads > 0 ? w.threads : ProcessInfo.processInfo.activeProcessorCount)
+    let runThreads = w.threads > 0 ? w.threads : ProcessInfo.processInfo.activeProcessorCount
+    var threads = options.threads ?? runThreads
+    if w.policy == .strict && threads != runThreads {
+      options.log("computing with the run's \(runThreads) threads, not --threads \(threads) (the thread count changes the bytes; cluster.numerics: strict)")
+      threads = runThreads
+    }
     Parallel.threads = threads
     BLAS.setThreads(1)
+    fingerprint = try NumericsFingerprint.measure(w.model, threads: threads)
     if welcome == nil || welcome!.runHash != w.runHash {
-      options.log("working for run \(String(w.runHash, radix: 16)) at step \(w.step)/\(w.steps): \(w.model.layers) layers x \(w.model.embd), \(model!.parameterCount) parameters, \(threads) threads, \(w.codec) gradients")
+      options.log("working for run \(String(w.runHash, radix: 16)) at step \(w.step)/\(w.steps): \(w.model.layers) layers x \(w.model.embd), \(model!.parameterCount) parameters, \(threads) threads, \(w.codec) gradients; numerics \(fingerprint!.summary)")
     }
     welcome = w
     have = nil
@@ -263,7 +300,8 @@ public final class Worker {
   func sendReady() {
     guard let w = welcome else { return }
     let holding = (computing.map { [$0] } ?? []) + pendingTasks.map(\.task.id)
-    send(Message(.ready, runHash: w.runHash, meta: Meta.Ready(credit: Self.capacity - holding.count, have: have, holding: holding)))
+    send(Message(.ready, runHash: w.runHash, meta: Meta.Ready(credit: Self.capacity - holding.count, have: have, holding: holding,
+                                                              numerics: fingerprint)))
   }
 
   /// Installs waiting parameters, then starts the next task when its version is in hand.

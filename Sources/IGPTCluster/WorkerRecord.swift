@@ -23,6 +23,8 @@ struct WorkerRecord {
   var bytesSent = 0
   var bytesReceived = 0
   var lastAssigned = Date.distantPast
+  /// Its fingerprint at the run's widths was checked (it gets no work before).
+  var numericsChecked = false
 
   var label: String { "\(name) (\(address))" }
 }

@@ -12,6 +12,13 @@ public enum BLAS {
     return String(cString: name)
   }
 
+  /// OpenBLAS's version and build options, e.g. "OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH
+  /// NO_AFFINITY Haswell MAX_THREADS=64" (a DYNAMIC_ARCH build names its loaded core too).
+  public static var config: String {
+    guard let c = openblas_get_config() else { return "unknown" }
+    return String(cString: c)
+  }
+
   /// Sets OpenBLAS's own thread count (1 during training; the ceiling benchmark raises it).
   public static func setThreads(_ n: Int) { openblas_set_num_threads(Int32(n)) }
 

@@ -20,14 +20,66 @@ public enum OpenBLASCoreType {
     return nil
   }
 
-  /// This machine's CPU flags from /proc/cpuinfo (empty if unreadable).
+  /// This machine's CPU flags from /proc/cpuinfo (empty if unreadable); `IGPT_CPUINFO` names
+  /// another file to read (tests: a host that cannot run a core type).
   public static func cpuFlags() -> Set<String> {
-    guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return [] }
+    let source = ProcessInfo.processInfo.environment["IGPT_CPUINFO"] ?? "/proc/cpuinfo"
+    guard let text = try? String(contentsOfFile: source, encoding: .utf8) else { return [] }
     for line in text.split(separator: "\n") where line.hasPrefix("flags") {
       guard let colon = line.firstIndex(of: ":") else { continue }
       return Set(line[line.index(after: colon)...].split(separator: " ").map(String.init))
     }
     return []
+  }
+
+  /// The /proc/cpuinfo flags each OpenBLAS core type igpt may pin needs (its kernels' instructions).
+  public static let requiredFlags: [String: [String]] = [
+    "Prescott": ["pni"],
+    "Nehalem": ["ssse3", "sse4_1", "sse4_2"],
+    "Sandybridge": ["avx"],
+    "Haswell": ["avx2", "fma"],
+    "Zen": ["avx2", "fma"],
+    "SkylakeX": ["avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512cd"],
+    "Cooperlake": ["avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512cd", "avx512_bf16"],
+  ]
+
+  /// Whether a CPU with these flags can run OpenBLAS's `core` kernels (unknown names: no).
+  public static func canRun(_ core: String, flags: Set<String>) -> Bool {
+    guard let need = requiredFlags[core] else { return false }
+    return flags.isSuperset(of: need)
+  }
+
+  /// The core types this CPU can run, sorted by name.
+  public static func runnable(flags: Set<String>) -> [String] {
+    requiredFlags.keys.filter { canRun($0, flags: flags) }.sorted()
+  }
+
+  /// Set in the environment of a process re-executed by `pin`, naming the core it was pinned
+  /// to: if OpenBLAS still loads other kernels, the pin failed and must not be tried again.
+  public static let pinnedVariable = "IGPT_PINNED_CORETYPE"
+
+  /// Re-executes this binary with OPENBLAS_CORETYPE = `core` (and `environment` added), keeping
+  /// its arguments; never returns on success. Throws when this process already is such a
+  /// re-execution and OpenBLAS still did not load `core` (it refused it on this CPU), or when
+  /// exec fails.
+  public static func pin(to core: String, environment: [String: String] = [:]) throws -> Never {
+    if ProcessInfo.processInfo.environment[pinnedVariable] == core {
+      throw PinError("OpenBLAS runs \(BLAS.coreName) kernels although \(variable)=\(core) was set: this host cannot run \(core)")
+    }
+    setenv(variable, core, 1)
+    setenv(pinnedVariable, core, 1)
+    for (k, v) in environment { setenv(k, v, 1) }
+    let args = CommandLine.arguments
+    var argv: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) }
+    argv.append(nil)
+    execv("/proc/self/exe", &argv)
+    throw PinError("could not re-execute with \(variable)=\(core): \(String(cString: strerror(errno)))")
+  }
+
+  /// A pin that cannot be made.
+  public struct PinError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ d: String) { description = d }
   }
 
   /// If OPENBLAS_CORETYPE is unset and this CPU has a better choice, re-executes the current

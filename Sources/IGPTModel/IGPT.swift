@@ -350,73 +350,53 @@ public final class IGPT {
     tokens: UnsafePointer<Int32>, mask: UnsafePointer<UInt8>? = nil, batch B: Int, layer: Int
   ) -> [Float] {
     guard layer >= 0 && layer <= config.layers else { fatalError("layer \(layer) outside 0...\(config.layers)") }
-    let C = config.embd, T = config.seq, N = B * T
-    let a = activations(B, T, recompute: nil)
-    let normed: UnsafeMutablePointer<Float>
-    if layer < config.layers {
-      _ = blocks(a, tokens: tokens, mask: mask, B: B, T: T, layers: layer + 1, stopAtNorm: true)
-      normed = a.layer(layer, C: C, H: config.heads).ln1
-    } else {
-      let residual = blocks(a, tokens: tokens, mask: mask, B: B, T: T, layers: config.layers)
-      StepProfile.measure("rmsnorm_forward") {
-        RMSNorm.forward(out: a.lnf, rstd: a.lnfRstd, inp: residual, g: params + layout.lnf, N: N, C: C)
-      }
-      normed = a.lnf
-    }
-    var out = [Float](repeating: 0, count: B * C)
-    for b in 0..<B {
-      for t in 0..<T {
-        let row = normed + (b * T + t) * C
-        for c in 0..<C { out[b * C + c] += row[c] }
-      }
-    }
-    for i in out.indices { out[i] /= Float(T) }
-    return out
+    return allFeatures(tokens: tokens, mask: mask, batch: B, through: layer)[layer]
   }
 
-  /// Features (B, C) at every layer 0...deepest (default: all layers) from one forward pass:
+  /// Features (B, C) at every layer 0...deepest (default: all layers) from forward passes only:
   /// entry l is the mean over positions of block l's ln_1 output (l < layers) or of ln_f
   /// (l = layers), as `features`. Blocks past `deepest` are never run: a probe of the middle
   /// layers costs only the blocks below them.
   ///
-  /// With several threads the images are split into one group per thread, and each group's
-  /// whole pass runs on its own thread with unsplit kernels (as backward computes dX and dW
-  /// unsplit side by side): no barrier per kernel, each weight packed once per product.
-  /// `imageGroups` false splits every kernel across the threads instead (for comparison).
+  /// Every image has a pass of its own, unsplit (sgemm with T rows), and the threads take
+  /// contiguous runs of images. OpenBLAS's bytes for a row can depend on the call's shape, so
+  /// this is what makes an image's features the same bytes whatever the batch, the thread
+  /// count or the kernel family's blocking: `igpt probe run` (batches of 64) and a cluster job
+  /// (microbatches of 32 on workers of any thread count) issue the same calls per image.
+  /// `imageGroups` false runs the whole batch as one pass with every kernel split across the
+  /// threads instead (bench --features-split; other shapes, so not the same bytes).
   public func allFeatures(
     tokens: UnsafePointer<Int32>, mask: UnsafePointer<UInt8>? = nil, batch B: Int, through deepest: Int? = nil,
     imageGroups: Bool = true
   ) -> [[Float]] {
-    let L = config.layers, m = deepest ?? L, T = config.seq
+    let L = config.layers, m = deepest ?? L, T = config.seq, C = config.embd
     guard m >= 0 && m <= L else { fatalError("layer \(m) outside 0...\(L)") }
-    let groups = Parallel.isSerial || !imageGroups ? 1 : min(Parallel.threads, B)
-    if groups <= 1 {
+    if !imageGroups {
       return features(activations(B, T, recompute: nil), tokens: tokens, mask: mask, B: B, through: m)
     }
-    let ranges = (0..<groups).map { Parallel.chunkRange($0, of: groups, count: B) }
-    let acts = groupActivations(ranges.map(\.count), T: T)
-    var parts = [[[Float]]](repeating: [], count: groups)
-    parts.withUnsafeMutableBufferPointer { parts in
-      let parts = parts.baseAddress!
-      Parallel.forChunks(groups) { _, chunk in
-        for g in chunk {
-          let images = ranges[g]
-          parts[g] = Parallel.serially {
-            features(acts[g], tokens: tokens + images.lowerBound * T, mask: mask.map { $0 + images.lowerBound * T },
-                     B: images.count, through: m)
+    let groups = max(1, Parallel.isSerial ? 1 : min(Parallel.threads, B))
+    let acts = imageActivations(groups, T: T)
+    // (m + 1, B, C), layer-major; each thread writes the rows of its own images
+    let flat = UnsafeMutablePointer<Float>.allocate(capacity: (m + 1) * B * C)
+    defer { flat.deallocate() }
+    Parallel.forChunks(groups) { _, chunk in
+      for g in chunk {
+        Parallel.serially {
+          for b in Parallel.chunkRange(g, of: groups, count: B) {
+            let f = features(acts[g], tokens: tokens + b * T, mask: mask.map { $0 + b * T }, B: 1, through: m)
+            for l in 0...m { (flat + (l * B + b) * C).update(from: f[l], count: C) }
           }
         }
       }
     }
-    return (0...m).map { l in parts.flatMap { $0[l] } }
+    return (0...m).map { l in Array(UnsafeBufferPointer(start: flat + l * B * C, count: B * C)) }
   }
 
-  /// One forward-only activation slab per image group (sized for one thread each), kept while
-  /// the group sizes stay the same.
-  private func groupActivations(_ sizes: [Int], T: Int) -> [Activations] {
-    if groupActs.map({ [$0.B, $0.T] }) != sizes.map({ [$0, T] }) {
+  /// One forward-only, one-image activation slab per thread, kept while the count stays the same.
+  private func imageActivations(_ count: Int, T: Int) -> [Activations] {
+    if groupActs.count != count || groupActs.first?.T != T || groupActs.first?.B != 1 {
       groupActs = []  // free the old slabs first
-      groupActs = sizes.map { Activations(config: config, B: $0, T: T, threads: 1, recompute: true) }
+      groupActs = (0..<count).map { _ in Activations(config: config, B: 1, T: T, threads: 1, recompute: true) }
     }
     return groupActs
   }

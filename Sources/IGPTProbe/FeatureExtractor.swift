@@ -32,24 +32,49 @@ public struct FeatureExtractor {
         for (i, idx) in chunk.enumerated() { try split.copyTokens(idx, into: t.baseAddress! + i * T) }
       }
       for pass in 0..<passes {
-        var mask: [UInt8] = []
-        if model.config.objective == .bert {
-          var rng = SeededRandom(seed: seed &+ UInt64(start) &* 7919 &+ UInt64(pass))
-          mask = BERTMask.draw(B: chunk.count, T: T, rng: &rng)
-        }
+        let mask = model.config.objective == .bert ? Self.masks(seed: seed, split: split.name, images: chunk, pass: pass, T: T) : []
         let f = tokens.withUnsafeBufferPointer { t in
           mask.withUnsafeBufferPointer { m in
             model.allFeatures(tokens: t.baseAddress!, mask: mask.isEmpty ? nil : m.baseAddress, batch: chunk.count, through: L)
           }
         }
-        for l in 0...L {
-          for i in 0..<(chunk.count * C) { layers[l][start * C + i] += f[l][i] / Float(passes) }
-        }
+        for l in 0...L { Self.addPass(f[l], into: &layers[l], at: start * C) }
       }
       start += chunk.count
       progress(start, indices.count)
     }
+    for l in 0...L { Self.finishMean(&layers[l], passes: passes) }
     return layers.map { FeatureSet(width: C, values: $0, labels: labels) }
+  }
+
+  /// BERT masks (count x T) for pass `pass` over images `images` of split `split`: each image's
+  /// mask is seeded by (seed, split, image, pass) alone, so it is the same whichever batch or
+  /// process (`probe run`, a cluster worker's task) computes it.
+  public static func masks(seed: UInt64, split: String, images: [Int], pass: Int, T: Int) -> [UInt8] {
+    var splitHash: UInt64 = 0xCBF2_9CE4_8422_2325  // FNV-1a of the split's name
+    for b in split.utf8 { splitHash = (splitHash ^ UInt64(b)) &* 0x100_0000_01B3 }
+    var out: [UInt8] = []
+    out.reserveCapacity(images.count * T)
+    for image in images {
+      var mix = SeededRandom(seed: seed ^ splitHash)
+      mix = SeededRandom(seed: mix.next() ^ UInt64(image))
+      var rng = SeededRandom(seed: mix.next() ^ UInt64(pass))
+      out += BERTMask.draw(B: 1, T: T, rng: &rng)
+    }
+    return out
+  }
+
+  /// Adds one mask pass's features into the running sum at `offset` (passes in pass order).
+  public static func addPass(_ f: [Float], into sum: inout [Float], at offset: Int) {
+    for i in f.indices { sum[offset + i] += f[i] }
+  }
+
+  /// The mean over passes: the pass-order sum divided by their count (one rule for `probe run`
+  /// and cluster jobs, so both give the same bytes).
+  public static func finishMean(_ sum: inout [Float], passes: Int) {
+    guard passes > 1 else { return }
+    let n = Float(passes)
+    for i in sum.indices { sum[i] /= n }
   }
 
   /// The baseline's input: each pixel's palette colour (the store's resolution, de-quantised).

@@ -19,6 +19,10 @@ public enum Checkpoint {
     public var checksums: [String: UInt32]
     public var loss: Double?
     public var valLoss: Double?
+    /// The numerics the run computes with (RunNumerics); nil in checkpoints written before it.
+    public var numerics: NumericsFingerprint? = nil
+    /// False once processes with other numerics contributed (cluster.numerics: any).
+    public var reproducible: Bool? = nil
   }
 
   /// What a verified checkpoint holds. The optimizer file stays mapped, not copied: its moments
@@ -83,6 +87,18 @@ public enum Checkpoint {
     let names = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
     return names.filter { $0.hasPrefix("step-") && $0.count == 13 && Int($0.dropFirst(5)) != nil }
       .sorted(by: >).map { (root as NSString).appendingPathComponent($0) }
+  }
+
+  /// The state.json of the newest checkpoint that has a readable one, unverified (cheap: what
+  /// the run computes with is needed before its files are loaded).
+  public static func newestState(runDir: String) -> State? {
+    for path in list(runDir: runDir) {
+      guard let d = FileManager.default.contents(atPath: (path as NSString).appendingPathComponent("state.json")),
+        let s = try? JSONDecoder().decode(State.self, from: RunConfig.fillingDefaults(stateJSON: d))
+      else { continue }
+      return s
+    }
+    return nil
   }
 
   static func prune(root: String, keep: Int) {

@@ -69,6 +69,12 @@ public struct RunConfig: Codable, Equatable, Sendable {
     public var secretKey: String?
     public var serverKey: String?
     public var allow: String?
+    /// strict: every worker computes with the run's numerics (pinned to it, or refused); any:
+    /// every worker is accepted and a run that mixes numerics is marked not reproducible.
+    public var numerics: NumericsPolicy = .strict
+    /// The OpenBLAS core type the run computes with (e.g. Haswell, which every AVX2 and
+    /// AVX-512 host runs); nil = the coordinator's own.
+    public var openblasCore: String?
 
     public init() {}
 
@@ -82,7 +88,14 @@ public struct RunConfig: Codable, Equatable, Sendable {
       secretKey = try c.decodeIfPresent(String.self, forKey: .secretKey)
       serverKey = try c.decodeIfPresent(String.self, forKey: .serverKey)
       allow = try c.decodeIfPresent(String.self, forKey: .allow)
+      numerics = try c.decodeIfPresent(NumericsPolicy.self, forKey: .numerics) ?? numerics
+      openblasCore = try c.decodeIfPresent(String.self, forKey: .openblasCore)
     }
+  }
+
+  /// Whether a cluster run admits workers whose numerics differ from the run's.
+  public enum NumericsPolicy: String, Codable, Sendable, CaseIterable {
+    case strict, any
   }
 
   /// Linear-probe jobs a coordinator runs on a schedule (and the defaults of submitted ones).
@@ -105,6 +118,8 @@ public struct RunConfig: Codable, Equatable, Sendable {
     public var rawPixels = false
     /// BERT models: average features over this many random masks.
     public var masks = 1
+    /// Seed of the low-data selection and the BERT masks (`igpt probe run --seed` draws the same).
+    public var seed: UInt64 = 0
 
     public init() {}
 
@@ -119,6 +134,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
       concat = try c.decodeIfPresent(Int.self, forKey: .concat) ?? concat
       rawPixels = try c.decodeIfPresent(Bool.self, forKey: .rawPixels) ?? rawPixels
       masks = try c.decodeIfPresent(Int.self, forKey: .masks) ?? masks
+      seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? seed
     }
   }
 
@@ -226,8 +242,15 @@ public struct RunConfig: Codable, Equatable, Sendable {
       c.checkpoint.keep = try r.int(k, "keep", at: "checkpoint") ?? c.checkpoint.keep
     }
     if let k = try r.section(top, "cluster") {
-      try r.onlyKeys(k, ["codec", "heartbeat_interval", "heartbeat_misses", "task_timeout", "secret_key", "server_key", "allow"],
-                     at: "cluster")
+      try r.onlyKeys(k, ["codec", "heartbeat_interval", "heartbeat_misses", "task_timeout", "secret_key", "server_key", "allow",
+                         "numerics", "openblas_core"], at: "cluster")
+      if let n = try r.string(k, "numerics", at: "cluster") {
+        guard let policy = NumericsPolicy(rawValue: n) else {
+          throw ConfigError("\(name): cluster.numerics must be strict or any (got \(n))")
+        }
+        c.cluster.numerics = policy
+      }
+      c.cluster.openblasCore = try r.string(k, "openblas_core", at: "cluster")
       c.cluster.secretKey = try r.string(k, "secret_key", at: "cluster")
       c.cluster.serverKey = try r.string(k, "server_key", at: "cluster")
       c.cluster.allow = try r.string(k, "allow", at: "cluster")
@@ -243,7 +266,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
     }
     if let k = try r.section(top, "probes") {
       try r.onlyKeys(k, ["every", "layers", "train_images", "eval_images", "share", "labels_per_class", "concat",
-                         "raw_pixels", "masks"], at: "probes")
+                         "raw_pixels", "masks", "seed"], at: "probes")
       c.probes.every = try r.int(k, "every", at: "probes") ?? c.probes.every
       if let l = k["layers"] { c.probes.layers = "\(l)" }
       c.probes.trainImages = try r.int(k, "train_images", at: "probes") ?? c.probes.trainImages
@@ -253,6 +276,10 @@ public struct RunConfig: Codable, Equatable, Sendable {
       c.probes.concat = try r.int(k, "concat", at: "probes") ?? c.probes.concat
       c.probes.rawPixels = try r.bool(k, "raw_pixels", at: "probes") ?? c.probes.rawPixels
       c.probes.masks = try r.int(k, "masks", at: "probes") ?? c.probes.masks
+      if let seed = try r.int(k, "seed", at: "probes") {
+        guard seed >= 0 else { throw ConfigError("\(name): probes.seed must be at least 0 (got \(seed))") }
+        c.probes.seed = UInt64(seed)
+      }
     }
     try c.validate(name: name)
     return c

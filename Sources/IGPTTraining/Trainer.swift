@@ -19,6 +19,8 @@ public final class Trainer {
   private var order: DataOrder
   public var lastLoss: Double?
   public var lastValLoss: Double?
+  /// The run's numerics, recorded in every checkpoint (set by the command that runs it).
+  public var numerics: RunNumerics?
 
   /// Result of one step.
   public struct StepResult: Sendable {
@@ -142,7 +144,7 @@ public final class Trainer {
     return Checkpoint.State(
       step: step, dataEpoch: pos.epoch, dataOffset: pos.offset, seed: config.train.seed, config: config,
       model: model.config, store: store.path, palette: store.manifest.palette, checksums: [:],
-      loss: lastLoss, valLoss: lastValLoss)
+      loss: lastLoss, valLoss: lastValLoss, numerics: numerics?.fingerprint, reproducible: numerics?.reproducible)
   }
 
   /// Writes a checkpoint of the current step.

@@ -100,12 +100,13 @@ struct BenchCommand: ParsableCommand {
     let result: [String: Any] = [
       "impl": "igpt", "layers": layers, "embd": embd, "heads": heads, "seq": seq, "batch": batch,
       "vocab": vocab, "objective": objective.rawValue, "params": n, "steps": steps,
-      "threads": threads, "recompute": recompute, "openblas_core": BLAS.coreName, "kernel_cpu": KernelTarget.name,
+      "threads": threads, "recompute": recompute, "openblas_core": BLAS.coreName, "kernel_cpu": KernelCPU.name,
       "median_step_ms": round3(median * 1000), "tokens_per_s": round3(tokensPerStep / median),
       "gflops": round3(gflops), "sgemm_gflops": round3(ceiling), "mfu": round3(gflops / ceiling),
       "loss": loss, "peak_rss_mb": round3(PeakMemory.residentMB()),
     ]
     var output = result
+    output["numerics"] = try JSONSerialization.jsonObject(with: JSONEncoder().encode(try NumericsFingerprint.measure(config, threads: threads)))
     if profile {
       output["profile_ms"] = StepProfile.milliseconds.mapValues { round3($0 / Double(steps)) }
     }

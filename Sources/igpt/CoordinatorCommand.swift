@@ -46,6 +46,11 @@ struct CoordinatorCommand: ParsableCommand {
       throw CleanError("--bind \(bind) is reachable from other hosts: without keys igpt binds only to loopback (127.0.0.1); add --insecure to accept unencrypted, unauthenticated workers")
     }
     let store = try TokenStore(path: c.data.store)
+    // the numerics every worker computes with: this host's, cluster.openblas_core, or the one
+    // the run recorded (this process may re-execute pinned to it)
+    let shape = try c.modelConfig(storeSequenceLength: store.manifest.sequenceLength, storeVocab: store.palette.count)
+    let numerics = try RunNumerics.establish(config: c, model: shape, recorded: resume ? Checkpoint.newestState(runDir: runDir) : nil,
+                                             log: { logLine(stamp($0)) })
     var loaded: Checkpoint.Loaded?
     if resume {
       loaded = Checkpoint.newestGood(runDir: runDir) { logLine("warning: \($0)") }
@@ -66,10 +71,12 @@ struct CoordinatorCommand: ParsableCommand {
     var coordinatorOptions = Coordinator.Options(runDir: runDir, bind: bind, end: c.train.steps, log: { logLine(stamp($0)) },
                                                  shouldStop: { StopSignal.received != 0 })
     coordinatorOptions.curve = curve
+    coordinatorOptions.numerics = numerics
     coordinatorOptions.reloadRequested = { HangupSignal.take() }
     let coordinator = try Coordinator(trainer: trainer, options: coordinatorOptions)
     logLine(stamp("igpt coordinator: listening on \(coordinator.endpoint); run \(String(coordinator.runHash, radix: 16)), \(trainer.model.parameterCount) parameters, batch \(c.train.batch) (\(trainer.microbatchesPerStep) x \(c.train.microbatch)), \(c.cluster.codec) gradients, step \(trainer.step) of \(c.train.steps)"))
     if let resumedFrom { logLine(stamp("resumed from \(resumedFrom)")) }
+    logLine(stamp("numerics (\(numerics.policy.rawValue)): \(numerics.fingerprint.summary)\(numerics.reproducible ? "" : "; run marked NOT reproducible")"))
     if let curve {
       logLine(stamp("CURVE: traffic encrypted, \(try ZAPHandler.readAllowList(curve.allow).count) allow-listed keys from \(curve.allow) (SIGHUP re-reads it); public key \(try curve.secret.publicKey().z85)"))
     }

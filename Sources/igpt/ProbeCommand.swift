@@ -31,6 +31,7 @@ struct ProbeCommand: ParsableCommand {
     @Option(help: "Also probe the concatenation of K layers centred on the best one (default: probes.concat).") var concat: Int?
     @Flag(name: .customLong("raw-pixels"), help: "Also fit the raw-pixel baseline (default: probes.raw_pixels).") var rawPixels = false
     @Option(help: "BERT models: average features over this many random masks (default: probes.masks).") var masks: Int?
+    @Option(help: "Seed of the low-data selection and BERT masks, as probe run's --seed (default: probes.seed).") var seed: UInt64?
     @Option(help: "Seconds to wait for an answer.") var timeout: Double = 10
 
     func validate() throws {
@@ -42,7 +43,7 @@ struct ProbeCommand: ParsableCommand {
     func run() throws {
       let client = try ClusterClient(endpoint: coordinator, keys: try keys.load())
       let submit = Meta.ProbeSubmit(layers: layers, trainImages: trainImages, evalImages: evalImages, labelsPerClass: labelsPerClass,
-                                    concat: concat, rawPixels: rawPixels ? true : nil, masks: masks)
+                                    concat: concat, rawPixels: rawPixels ? true : nil, masks: masks, seed: seed)
       let reply = try client.request(Message(.probeSubmit, meta: submit), expecting: .probeList, timeout: timeout)
       let list = try reply.decodeMeta(Meta.ProbeList.self)
       guard let job = list.jobs.first else { throw CleanError("the coordinator queued nothing") }

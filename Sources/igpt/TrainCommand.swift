@@ -23,10 +23,13 @@ struct TrainCommand: ParsableCommand {
 
   func run() throws {
     let c = try options.load()
-    Parallel.threads = c.train.threads > 0 ? c.train.threads : ProcessInfo.processInfo.activeProcessorCount
     BLAS.setThreads(1)
-
     let store = try TokenStore(path: c.data.store)
+    // what the run computes with: pinned to the recorded numerics when resuming (may re-execute)
+    let shape = try c.modelConfig(storeSequenceLength: store.manifest.sequenceLength, storeVocab: store.palette.count)
+    let numerics = try RunNumerics.establish(config: c, model: shape, recorded: resume ? Checkpoint.newestState(runDir: runDir) : nil,
+                                             log: logLine)
+    Parallel.threads = numerics.fingerprint.threads
     let existing = Checkpoint.list(runDir: runDir)
     var loaded: Checkpoint.Loaded?
     if resume {
@@ -37,11 +40,13 @@ struct TrainCommand: ParsableCommand {
     }
     try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
     let trainer = try Trainer(config: c, store: store, resumeFrom: loaded)
+    trainer.numerics = numerics
     let resumedFrom = loaded?.path
     loaded = nil  // unmaps the checkpoint's optimizer file (igpt-l: 10.9 GB) now that it is copied
     let end = min(c.train.steps, stopAt ?? c.train.steps)
     let metrics = try MetricsLog(path: (runDir as NSString).appendingPathComponent("metrics.jsonl"))
     logLine("igpt train: \(trainer.model.parameterCount) parameters (\(c.model.layers) layers, \(c.model.embd) wide, \(c.model.heads) heads, \(c.model.objective.rawValue)), \(trainer.train.count) train images of \(trainer.train.sequenceLength) tokens, \(store.palette.count) colours; batch \(c.train.batch) (\(trainer.microbatchesPerStep) x \(c.train.microbatch)), \(Parallel.threads) threads, BLAS \(BLAS.coreName)")
+    logLine("numerics: \(numerics.fingerprint.summary)\(numerics.reproducible ? "" : " (run marked not reproducible)")")
     if let resumedFrom { logLine("resumed from \(resumedFrom) at step \(trainer.step)") }
     if trainer.step >= end {
       logLine("already at step \(trainer.step) of \(end): nothing to do")

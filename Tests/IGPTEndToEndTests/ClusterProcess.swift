@@ -7,8 +7,14 @@ final class ClusterProcess {
   let logPath: String
   let name: String
 
-  init(_ name: String, _ args: [String], logDir: String) throws {
+  /// `environment` edits the inherited environment (a nil value unsets the variable).
+  init(_ name: String, _ args: [String], logDir: String, environment edits: [String: String?] = [:]) throws {
     self.name = name
+    if !edits.isEmpty {
+      var env = ProcessInfo.processInfo.environment
+      for (k, v) in edits { env[k] = v }
+      process.environment = env
+    }
     logPath = "\(logDir)/\(name).log"
     FileManager.default.createFile(atPath: logPath, contents: nil)
     process.executableURL = IGPTBinary.url

@@ -67,23 +67,43 @@ import Testing
     #expect(jobs.count == 1 && jobs.first?["state"] as? String == "done", "\(jobs)")
   }
 
+  /// Runs `igpt probe run` on the checkpoint of the step a finished job used, and expects every
+  /// number of every probe to be the job's: features, fits and accuracies are the same bytes.
+  func expectSameAsProbeRun(_ job: [String: Any], run: String, _ s: ClusterTests.Setup, _ flags: [String]) throws {
+    let step = try #require(job["step"] as? Int)
+    let out = s.dir + "/probe-run-\(step)-\(UUID().uuidString.prefix(4)).json"
+    let r = try IGPTBinary.run(["probe", "run", "--checkpoint", run + String(format: "/checkpoints/step-%08d", step), "--out", out] + flags)
+    #expect(r.status == 0, "\(r.stderr)")
+    let offline = (try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out))) as? [String: Any])?["results"] as? [[String: Any]] ?? []
+    let online = job["results"] as? [[String: Any]] ?? []
+    #expect(offline.count == online.count && !online.isEmpty, "\(offline) vs \(online)")
+    for (a, b) in zip(offline, online) {
+      for key in ["features", "width", "l2", "trainAccuracy", "valAccuracy", "testAccuracy", "grid"] {
+        #expect((a[key] as? NSObject).map { $0.isEqual(b[key]) } == true, "probe \(a["features"] ?? "?") \(key): probe run \(a[key] ?? "-"), job \(b[key] ?? "-")")
+      }
+    }
+  }
+
   /// A BERT run's probe job averages each image's features over several random masks, the
-  /// passes spread over the workers like any feature microbatch.
-  @Test func aBERTProbeAveragesOverMasks() throws {
+  /// passes spread over the workers like any feature microbatch; its results are exactly those
+  /// of `igpt probe run` with the same seed on the same checkpoint (masks, low-data selection
+  /// and averaging are one rule for both).
+  @Test func aBERTProbeAveragesOverMasksAsProbeRunDoes() throws {
     let s = try ClusterTests.setUp("probe-bert", steps: 40)
     let port = 5871
     let config = s.dir + "/bert.yaml"
-    try String(contentsOfFile: s.config, encoding: .utf8).replacingOccurrences(of: "objective: ar", with: "objective: bert")
+    try (String(contentsOfFile: s.config, encoding: .utf8).replacingOccurrences(of: "objective: ar", with: "objective: bert")
+      + "\nprobes: {every: 20, layers: \"1,2\", train_images: 40, eval_images: 40, masks: 3, labels_per_class: 3, seed: 5}\n")
       .write(toFile: config, atomically: true, encoding: .utf8)
     let c = try ClusterProcess("c", ["coordinator", "--config", config, "--run", s.dir + "/bert", "--bind", "tcp://127.0.0.1:\(port)"], logDir: s.dir)
-    let sub = try IGPTBinary.run(["probe", "submit", "--coordinator", "tcp://127.0.0.1:\(port)", "--layers", "2", "--train-images", "40",
-                                  "--eval-images", "10", "--masks", "3"])
-    #expect(sub.status == 0 && sub.stdout.contains("3 masks"), "\(sub.stdout)\(sub.stderr)")
     let w = try ClusterProcess("w", ["worker", "--connect", "tcp://127.0.0.1:\(port)", "--give-up-after", "30"], logDir: s.dir)
     #expect(c.wait(timeout: 120) == 0, "\(c.log)")
     w.wait(timeout: 10)
     let lines = try String(contentsOfFile: s.dir + "/bert/probes.jsonl", encoding: .utf8).split(separator: "\n")
-    #expect(lines.count == 1 && lines[0].contains("\"state\":\"done\"") && lines[0].contains("\"masks\":3"), "\(lines)")
+    #expect(lines.count == 2 && lines.allSatisfy { $0.contains("\"state\":\"done\"") && $0.contains("\"masks\":3") }, "\(lines)")
+    let job = try #require(try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as? [String: Any])
+    try expectSameAsProbeRun(job, run: s.dir + "/bert", s, ["--layers", "1,2", "--limit", "40", "--masks", "3", "--labels-per-class", "3",
+                                                             "--seed", "5", "--threads", "2", "--batch", "3"])
   }
 
   @Test func aScheduledProbeRunsEveryNSteps() throws {
@@ -101,6 +121,9 @@ import Testing
     #expect(lines.count == 2, "\(c.log)")
     #expect(lines.allSatisfy { $0.contains("\"origin\":\"schedule\"") })
     #expect(lines.allSatisfy { $0.contains("\"features\":\"pixels\"") }, "probes.raw_pixels adds the pixel baseline")
+    // the job at step 60 is `igpt probe run` on step 60's checkpoint, to the last bit
+    let job = try #require(try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as? [String: Any])
+    try expectSameAsProbeRun(job, run: s.dir + "/sch", s, ["--layers", "2", "--limit", "40", "--raw-pixels"])
   }
 }
 

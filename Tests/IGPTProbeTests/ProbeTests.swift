@@ -122,50 +122,73 @@ import Testing
     #expect(throws: ProbeError.self) { try LinearProbe.parseLayers("7", modelLayers: 4) }
   }
 
-  @Test func allFeaturesEqualsOneLayerAtATime() throws {
-    Parallel.threads = 2
-    let model = try IGPT(config: ModelConfig(layers: 3, embd: 16, heads: 2, seq: 9, vocab: 5, objective: .ar))
-    model.initialize(seed: 3)
-    var rng = SeededRandom(seed: 4)
-    let tokens = (0..<(2 * 9)).map { _ in Int32(rng.next() % 5) }
-    let all = tokens.withUnsafeBufferPointer { model.allFeatures(tokens: $0.baseAddress!, batch: 2) }
-    #expect(all.count == 4)
-    for l in 0...3 {
-      let one = tokens.withUnsafeBufferPointer { model.features(tokens: $0.baseAddress!, batch: 2, layer: l) }
-      #expect(one == all[l], "layer \(l)")
-    }
-    // a pass that stops at layer m gives the same bytes for layers 0...m and nothing past them
-    for m in 0...3 {
-      let upTo = tokens.withUnsafeBufferPointer { model.allFeatures(tokens: $0.baseAddress!, batch: 2, through: m) }
-      #expect(upTo.count == m + 1)
-      #expect(upTo == Array(all[0...m]), "through layer \(m)")
-    }
-  }
-
-  @Test func imageGroupsGiveTheBytesOfOneSplitPass() throws {
+  /// An image's features are the bytes of its own pass, whatever batch it is in, however many
+  /// threads share the batch, and wherever the pass stops: every case issues the same calls per
+  /// image (sgemm with T rows), which holds on every kernel family.
+  @Test func anImagesFeaturesDoNotDependOnItsBatchOrTheThreads() throws {
     Parallel.threads = 2
     for objective in [ModelConfig.Objective.ar, .bert] {
-      let model = try IGPT(config: ModelConfig(layers: 2, embd: 64, heads: 2, seq: 49, vocab: 16, objective: objective))
-      model.initialize(seed: 5)
-      var rng = SeededRandom(seed: 6)
-      for l in 0..<2 { (model.params + model.layout.blocks[l].ln2).update(repeating: 1.5, count: 64) }
-      let B = 5
-      let tokens = (0..<(B * 49)).map { _ in Int32(rng.next() % 16) }
-      let mask = BERTMask.draw(B: B, T: 49, rng: &rng)
-      func pass(groups: Bool) -> [[Float]] {
+      let model = try IGPT(config: ModelConfig(layers: 3, embd: 32, heads: 2, seq: 49, vocab: 16, objective: objective))
+      model.initialize(seed: 3)
+      var rng = SeededRandom(seed: 4)
+      model.perturbForTesting(rng: &rng)
+      let B = 5, T = 49, C = 32
+      let tokens = (0..<(B * T)).map { _ in Int32(rng.next() % 16) }
+      let mask = BERTMask.draw(B: B, T: T, rng: &rng)
+      func pass(_ images: Range<Int>, through m: Int? = nil) -> [[Float]] {
         tokens.withUnsafeBufferPointer { t in
-          mask.withUnsafeBufferPointer { m in
-            model.allFeatures(tokens: t.baseAddress!, mask: objective == .bert ? m.baseAddress! : nil, batch: B, imageGroups: groups)
+          mask.withUnsafeBufferPointer { k in
+            model.allFeatures(tokens: t.baseAddress! + images.lowerBound * T, mask: objective == .bert ? k.baseAddress! + images.lowerBound * T : nil,
+                              batch: images.count, through: m)
           }
         }
       }
-      // images 0-2 on one thread and 3-4 on the other, each pass unsplit: the same bytes as every
-      // kernel split across both threads, and as one thread doing everything
-      let grouped = pass(groups: true), split = pass(groups: false)
-      #expect(grouped == split, "\(objective)")
-      #expect(Parallel.serially { pass(groups: true) } == grouped, "\(objective)")
-      #expect(pass(groups: true) == grouped)
+      let all = pass(0..<B)
+      #expect(all.count == 4 && all.allSatisfy { $0.count == B * C })
+      #expect(Parallel.serially { pass(0..<B) } == all, "\(objective): one thread")
+      // the same images in other batches: 0-1 and 2-4, and one at a time
+      let parts = pass(0..<2).indices.map { l in pass(0..<2)[l] + pass(2..<B)[l] }
+      #expect(parts == all, "\(objective): batches 2 + 3")
+      for b in 0..<B {
+        let alone = pass(b..<(b + 1))
+        for l in 0...3 { #expect(alone[l] == Array(all[l][(b * C)..<((b + 1) * C)]), "\(objective): image \(b) layer \(l)") }
+      }
+      // a pass that stops at layer m gives the same bytes for layers 0...m and nothing past them
+      for m in 0...3 {
+        let upTo = pass(0..<B, through: m)
+        #expect(upTo == Array(all[0...m]), "\(objective): through layer \(m)")
+        let one = tokens.withUnsafeBufferPointer { t in
+          mask.withUnsafeBufferPointer { k in model.features(tokens: t.baseAddress!, mask: objective == .bert ? k.baseAddress! : nil, batch: B, layer: m) }
+        }
+        #expect(one == all[m], "\(objective): layer \(m) alone")
+      }
+      // the whole batch in one split pass (bench --features-split) has other shapes: close, not equal
+      let split = tokens.withUnsafeBufferPointer { t in
+        mask.withUnsafeBufferPointer { k in
+          model.allFeatures(tokens: t.baseAddress!, mask: objective == .bert ? k.baseAddress! : nil, batch: B, imageGroups: false)
+        }
+      }
+      for l in 0...3 {
+        let worst = zip(split[l], all[l]).map { abs($0 - $1) }.max()!
+        #expect(worst < 1e-4, "\(objective) layer \(l): split pass differs by \(worst)")
+      }
     }
+  }
+
+  /// BERT masks are drawn per image: the same for an image in any batch, different across
+  /// images, passes, splits and seeds.
+  @Test func maskOfAnImageDependsOnlyOnSeedSplitImageAndPass() {
+    let T = 64
+    let batch = FeatureExtractor.masks(seed: 7, split: "train", images: [3, 9, 4], pass: 1, T: T)
+    #expect(batch.count == 3 * T)
+    #expect(Array(batch[T..<(2 * T)]) == FeatureExtractor.masks(seed: 7, split: "train", images: [9], pass: 1, T: T))
+    let nine = FeatureExtractor.masks(seed: 7, split: "train", images: [9], pass: 1, T: T)
+    #expect(nine != FeatureExtractor.masks(seed: 7, split: "train", images: [9], pass: 0, T: T))
+    #expect(nine != FeatureExtractor.masks(seed: 7, split: "test", images: [9], pass: 1, T: T))
+    #expect(nine != FeatureExtractor.masks(seed: 8, split: "train", images: [9], pass: 1, T: T))
+    #expect(nine != FeatureExtractor.masks(seed: 7, split: "train", images: [10], pass: 1, T: T))
+    let masked = batch.filter { $0 == 1 }.count
+    #expect(masked > 3 * T / 20 && masked < 3 * T / 4, "about 15% masked, got \(masked) of \(3 * T)")
   }
 
   @Test func deepestLayerCoversTheConcatenation() {
