@@ -498,6 +498,11 @@ public final class Coordinator {
             if send(Message(.params, runHash: runHash, version: run.version, body: run.paramsPayload), to: id) { workers[id]?.haveProbe = run.version }
             break
           }
+          if m.version >= Message.probeVersionBase {
+            // that probe job is over: an empty body says so, and the worker drops its tasks
+            send(Message(.params, runHash: runHash, version: m.version), to: id)
+            break
+          }
           if paramsPayload == nil { paramsPayload = GradientCodec.encode(trainer.model.params, count: trainer.model.parameterCount) }
           if send(Message(.params, runHash: runHash, version: version, body: paramsPayload!), to: id) { workers[id]?.have = version }
         default: break
@@ -595,6 +600,7 @@ public final class Coordinator {
   }
 
   func result(_ m: Message, from id: Data) throws {
+    guard workers[id] != nil else { return }
     workers[id]!.credit += 1
     let r = try m.decodeMeta(Meta.Result.self)
     if r.kind == .features {

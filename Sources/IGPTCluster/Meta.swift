@@ -129,8 +129,9 @@ extension Meta.Task {
 
   /// Tokens and mask from a task body, checked against the meta and the vocabulary.
   func decodeBody(_ body: Data, vocab: Int) throws -> (tokens: [Int32], mask: [UInt8]) {
-    let n = count * length
-    guard count >= 1, length >= 1, body.count == n * 4 + (hasMask ? n : 0) else {
+    // sizes from the wire: checked before any arithmetic that could overflow
+    let (n, overflow) = count.multipliedReportingOverflow(by: length)
+    guard count >= 1, length >= 1, !overflow, n <= body.count / 4, body.count == n * 4 + (hasMask ? n : 0) else {
       throw ProtocolError("task body of \(body.count) bytes does not hold \(count) x \(length) tokens")
     }
     var tokens = [Int32](repeating: 0, count: n)

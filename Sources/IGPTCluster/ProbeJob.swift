@@ -108,10 +108,13 @@ public struct ProbeJob: Codable, Sendable {
 public final class ProbeQueue {
   public private(set) var jobs: [ProbeJob] = []
   let path: String
+  let log: (String) -> Void
 
   /// Loads RUN/probe-jobs.json if present; jobs that were running go back to the queue.
-  public init(runDir: String, log: (String) -> Void) {
+  /// A list that cannot be saved later is said through `log` (the jobs go on in memory).
+  public init(runDir: String, log: @escaping (String) -> Void) {
     path = (runDir as NSString).appendingPathComponent("probe-jobs.json")
+    self.log = log
     if let data = FileManager.default.contents(atPath: path) {
       do {
         jobs = try JSONDecoder().decode([ProbeJob].self, from: data)
@@ -132,27 +135,37 @@ public final class ProbeQueue {
     let job = ProbeJob(id: (jobs.map(\.id).max() ?? 0) + 1, state: .queued, request: request, origin: origin,
                        submittedAtStep: step, step: nil, results: [], bestLayer: nil, error: nil, featureSeconds: nil)
     jobs.append(job)
-    save()
+    saveOrWarn()
     return job
   }
 
   public func update(_ id: Int, _ change: (inout ProbeJob) -> Void) {
     guard let i = jobs.firstIndex(where: { $0.id == id }) else { return }
     change(&jobs[i])
-    save()
+    saveOrWarn()
   }
 
   public var next: ProbeJob? { jobs.first { $0.state == .queued } }
 
-  func save() {
+  /// Writes the list durably: temp file in the same directory, fsync, rename, fsync the
+  /// directory, so a crash leaves the old or the new list, and the rename itself survives one.
+  func save() throws {
     let e = JSONEncoder()
     e.outputFormatting = [.prettyPrinted, .sortedKeys]
-    guard let data = try? e.encode(jobs) else { return }
-    // temp file in the same directory, fsync, rename, fsync the directory: a crash leaves the
-    // old or the new list, and the rename itself survives one
+    let data = try e.encode(jobs)
     let tmp = path + ".tmp"
-    do { try AtomicDirectory.writeDurably(data, path: tmp) } catch { return }
-    _ = rename(tmp, path)
+    try AtomicDirectory.writeDurably(data, path: tmp)
+    guard rename(tmp, path) == 0 else {
+      let why = String(cString: strerror(errno))
+      unlink(tmp)
+      throw DataError.file(path, "cannot be replaced (\(why))")
+    }
     AtomicDirectory.syncDirectory((path as NSString).deletingLastPathComponent)
+  }
+
+  private func saveOrWarn() {
+    do { try save() } catch {
+      log("warning: probe jobs not saved (\(error)): queued jobs will not survive a coordinator restart")
+    }
   }
 }

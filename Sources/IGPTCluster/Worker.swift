@@ -105,6 +105,8 @@ public final class Worker {
   var probeModel: IGPT?
   var haveProbe: UInt64?
   var pendingProbeParams: Message?
+  /// Results ZeroMQ did not take (the queue to the coordinator was full), sent again first.
+  var unsent: [Message] = []
   /// Tasks received and not started, with their decoded meta.
   var pendingTasks: [(message: Message, task: Meta.Task)] = []
   /// Id of the task being computed.
@@ -160,10 +162,14 @@ public final class Worker {
           if let outcome = try handle(r) { return outcome }
         }
       }
+      while let m = unsent.first, send(m) { unsent.removeFirst() }
       if let (m, c) = slot.take() {
         computing = nil
         // A result computed for an earlier connection is dropped: its run may have moved on.
-        if c == connection && m.runHash == welcome?.runHash { send(m) }
+        if c == connection && m.runHash == welcome?.runHash && (!unsent.isEmpty || !send(m)) {
+          unsent.append(m)
+          options.log("result not taken by ZeroMQ (the queue to the coordinator is full): kept to send again")
+        }
       }
       if !slot.lock.withLock({ slot.busy }) {
         if let w = pendingWelcome {
@@ -189,6 +195,7 @@ public final class Worker {
     socket = s
     welcome = nil
     pendingWelcome = nil
+    unsent = []
     pendingTasks = []
     pendingParams = nil
     lastHeard = Date()
@@ -201,9 +208,11 @@ public final class Worker {
     send(Message(.hello, meta: hello))
   }
 
-  func send(_ m: Message) {
-    socket?.send([m.encode()])
+  /// Hands a message to ZeroMQ; false when it did not take it (the queue is full).
+  @discardableResult
+  func send(_ m: Message) -> Bool {
     lastSent = Date()
+    return socket?.send([m.encode()]) == .sent
   }
 
   /// Handles one message; returns an outcome when the worker must stop.
@@ -307,6 +316,14 @@ public final class Worker {
   /// Installs waiting parameters, then starts the next task when its version is in hand.
   func startNext() throws {
     guard let w = welcome, let model else { return }
+    for p in [pendingParams, pendingProbeParams].compactMap({ $0 }) where p.body.isEmpty {
+      // "gone": the coordinator has no parameters at that version any more (a probe job that
+      // ended): its tasks are obsolete
+      if p.version >= Message.probeVersionBase { pendingProbeParams = nil } else { pendingParams = nil }
+      fetchSent = false
+      pendingTasks.removeAll { $0.message.version == p.version }
+      sendReady()
+    }
     if let p = pendingParams {
       pendingParams = nil
       fetchSent = false

@@ -56,6 +56,32 @@ import Testing
 
   /// The message checksum is CRC-32C: the standard check value, and the hardware and table
   /// paths agree on every length and alignment.
+  /// count x length from the wire must not overflow into a size an empty body matches
+  /// (2^62 x 4 wraps to 0 in unchecked arithmetic).
+  @Test func aTaskWhoseSizeOverflowsIsRejected() {
+    for (count, length) in [(1 << 62, 4), (Int.max, 2), (1 << 61, 8)] {
+      let t = Meta.Task(id: 1, kind: .gradient, step: 0, micro: 0, count: count, length: length, scale: 1, hasMask: false)
+      #expect(throws: ProtocolError.self) { try t.decodeBody(Data(), vocab: 4) }
+      let masked = Meta.Task(id: 1, kind: .gradient, step: 0, micro: 0, count: count, length: length, scale: 1, hasMask: true)
+      #expect(throws: ProtocolError.self) { try masked.decodeBody(Data(count: 5), vocab: 4) }
+    }
+  }
+
+  /// The probe-job list reports what it cannot save (it used to return as if saved).
+  @Test func probeJobsThatCannotBeSavedAreReported() throws {
+    for blocker in ["probe-jobs.json.tmp", "probe-jobs.json"] {
+      let dir = NSTemporaryDirectory() + "igpt-probe-queue-\(getpid())-\(UUID().uuidString.prefix(6))"
+      // a directory where the temporary file (or the list) must go: the write (or the rename) fails
+      try FileManager.default.createDirectory(atPath: dir + "/" + blocker + "/x", withIntermediateDirectories: true)
+      var lines: [String] = []
+      let q = ProbeQueue(runDir: dir, log: { lines.append($0) })
+      q.add(ProbeJob.Request(layers: "1", trainImages: 10, evalImages: 10), origin: "submitted", step: 0)
+      #expect(q.jobs.count == 1, "the job still runs")
+      #expect(lines.contains { $0.contains("probe jobs not saved") && $0.contains("probe-jobs.json") }, "\(blocker): \(lines)")
+      #expect(throws: (any Error).self) { try q.save() }
+    }
+  }
+
   @Test func messageChecksumIsCRC32C() {
     let check = Array("123456789".utf8)
     #expect(igpt_crc32c(0, check, check.count) == 0xE306_9283)
