@@ -29,14 +29,16 @@ func kernelTargetCPU() -> String? {
 /// decides the bytes a run computes, and cluster runs pin or refuse workers on it.
 let kernelCPU = kernelTargetCPU()
 let kernelCPUDefine = "-DIGPT_KERNEL_CPU_" + (kernelCPU ?? "baseline").replacingOccurrences(of: "-", with: "_")
-let releaseFlags: [SwiftSetting] = [
-  .unsafeFlags(
-    ["-Ounchecked", kernelCPUDefine] + (kernelCPU.map { ["-target-cpu", $0] } ?? []), .when(configuration: .release))
-]
-/// The executable: runtime checks dropped, baseline instructions (see kernelTargetCPU).
-let executableFlags: [SwiftSetting] = [
-  .unsafeFlags(["-Ounchecked", kernelCPUDefine], .when(configuration: .release))
-]
+let targetCPU = kernelCPU.map { ["-target-cpu", $0] } ?? []
+/// The numeric kernels (IGPTKernels: raw pointers, sizes checked by their callers) drop Swift's
+/// runtime checks in their hot loops (platform-notes.md).
+let kernelFlags: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", kernelCPUDefine] + targetCPU, .when(configuration: .release))]
+/// Every target that parses bytes from outside (messages, IDX/CIFAR/image files, token stores,
+/// safetensors, .npy, configs, state.json, the command line) keeps them: an overflow or a bad
+/// index there traps instead of running on as undefined behaviour.
+let checkedFlags: [SwiftSetting] = [.unsafeFlags([kernelCPUDefine] + targetCPU, .when(configuration: .release))]
+/// The executable: runtime checks kept, baseline instructions (see kernelTargetCPU).
+let executableFlags: [SwiftSetting] = [.unsafeFlags([kernelCPUDefine], .when(configuration: .release))]
 
 let package = Package(
   name: "igpt",
@@ -55,18 +57,18 @@ let package = Package(
     .target(name: "CImage"),  // stb headers from libstb-dev; the implementation compiled here
     .target(name: "CChecksum"),  // CRC-32C with the SSE4.2 instruction, for message checksums
 
-    .target(name: "IGPTKernels", dependencies: ["CBLAS"], swiftSettings: releaseFlags),
-    .target(name: "IGPTModel", dependencies: ["IGPTKernels"], swiftSettings: releaseFlags),
+    .target(name: "IGPTKernels", dependencies: ["CBLAS"], swiftSettings: kernelFlags),
+    .target(name: "IGPTModel", dependencies: ["IGPTKernels"], swiftSettings: checkedFlags),
     .target(
       name: "IGPTData", dependencies: ["IGPTKernels", "IGPTModel", "CImage", "CZlib"],
-      swiftSettings: releaseFlags),
+      swiftSettings: checkedFlags),
     .target(
       name: "IGPTTraining", dependencies: ["IGPTKernels", "IGPTModel", "IGPTData", "Yams"],
-      swiftSettings: releaseFlags),
-    .target(name: "IGPTProbe", dependencies: ["IGPTKernels", "IGPTModel", "IGPTData", "CBLAS"], swiftSettings: releaseFlags),
+      swiftSettings: checkedFlags),
+    .target(name: "IGPTProbe", dependencies: ["IGPTKernels", "IGPTModel", "IGPTData", "CBLAS"], swiftSettings: checkedFlags),
     .target(
       name: "IGPTCluster", dependencies: ["IGPTKernels", "IGPTModel", "IGPTData", "IGPTTraining", "IGPTProbe", "CZeroMQ", "CLZ4", "CChecksum"],
-      swiftSettings: releaseFlags),
+      swiftSettings: checkedFlags),
     .executableTarget(
       name: "igpt",
       dependencies: [

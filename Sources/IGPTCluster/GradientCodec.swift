@@ -1,6 +1,7 @@
 import CLZ4
 import Dispatch
 import Foundation
+import IGPTKernels
 import IGPTTraining
 
 /// Float slabs on the wire: byte-shuffled planes compressed with LZ4, chunk by chunk.
@@ -19,27 +20,14 @@ public enum GradientCodec {
   /// Encodes count floats losslessly.
   public static func encode(_ values: UnsafePointer<Float>, count: Int) -> Data {
     encode(kind: .lossless, count: count) { _, range, out in
-      shuffle(UnsafeRawPointer(values + range.lowerBound), count: range.count, into: out)
+      BytePlanes.shuffle(UnsafeRawPointer(values + range.lowerBound), count: range.count, into: out)
     }
   }
 
   /// Encodes (values + residual) as bf16; residual becomes the new rounding error.
   public static func encodeBF16(_ values: UnsafePointer<Float>, residual: UnsafeMutablePointer<Float>, count: Int) -> Data {
     encode(kind: .bf16, count: count) { _, range, out in
-      let n = range.count
-      let hi = out.assumingMemoryBound(to: UInt8.self)
-      let lo = hi + n
-      for j in 0..<n {
-        let i = range.lowerBound + j
-        let x = values[i] + residual[i]
-        let bits = x.bitPattern
-        // Round to nearest even on the dropped 16 bits (NaN and infinities pass through).
-        let rounded = x.isFinite ? bits &+ 0x7FFF &+ ((bits >> 16) & 1) : bits
-        let b = UInt16(truncatingIfNeeded: rounded >> 16)
-        residual[i] = x - Float(bitPattern: UInt32(b) << 16)
-        lo[j] = UInt8(truncatingIfNeeded: b)
-        hi[j] = UInt8(truncatingIfNeeded: b >> 8)
-      }
+      BytePlanes.packBF16(values + range.lowerBound, residual: residual + range.lowerBound, count: range.count, into: out)
     }
   }
 
@@ -79,13 +67,9 @@ public enum GradientCodec {
           Int32(offsets[c + 1] - offsets[c]), Int32(m * width))
         guard got == m * width else { return failed.set() }
         if width == 4 {
-          unshuffle(UnsafeRawPointer(planes), count: m, into: UnsafeMutableRawPointer(dest.pointer + lo))
+          BytePlanes.unshuffle(UnsafeRawPointer(planes), count: m, into: UnsafeMutableRawPointer(dest.pointer + lo))
         } else {
-          let hi = planes.assumingMemoryBound(to: UInt8.self)
-          let low = hi + m
-          for j in 0..<m {
-            dest.pointer[lo + j] = Float(bitPattern: UInt32(hi[j]) << 24 | UInt32(low[j]) << 16)
-          }
+          BytePlanes.unpackBF16(UnsafeRawPointer(planes), count: m, into: dest.pointer + lo)
         }
       }
       if failed.isSet { throw ProtocolError("float payload does not decompress (corrupt LZ4 data)") }
@@ -128,29 +112,6 @@ public enum GradientCodec {
     for c in compressed { payload.appendLE(UInt32(c.count)) }
     for c in compressed { payload.append(c) }
     return payload
-  }
-
-  /// Byte b of float i goes to plane b at position i.
-  static func shuffle(_ src: UnsafeRawPointer, count n: Int, into dst: UnsafeMutableRawPointer) {
-    let s = src.assumingMemoryBound(to: UInt8.self)
-    let d = dst.assumingMemoryBound(to: UInt8.self)
-    for i in 0..<n {
-      d[i] = s[4 * i]
-      d[n + i] = s[4 * i + 1]
-      d[2 * n + i] = s[4 * i + 2]
-      d[3 * n + i] = s[4 * i + 3]
-    }
-  }
-
-  static func unshuffle(_ src: UnsafeRawPointer, count n: Int, into dst: UnsafeMutableRawPointer) {
-    let s = src.assumingMemoryBound(to: UInt8.self)
-    let d = dst.assumingMemoryBound(to: UInt8.self)
-    for i in 0..<n {
-      d[4 * i] = s[i]
-      d[4 * i + 1] = s[n + i]
-      d[4 * i + 2] = s[2 * n + i]
-      d[4 * i + 3] = s[3 * n + i]
-    }
   }
 
   private struct Box: @unchecked Sendable {

@@ -15,33 +15,8 @@ public enum Quantizer {
     pixels.withUnsafeBufferPointer { px in
       planes.withUnsafeBufferPointer { pl in
         out.withUnsafeMutableBufferPointer { o in
-          Parallel.forChunks(n, align: 64) { _, range in
-            typealias V = FastMath.V
-            let lane = SIMD16<Int32>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
-            for i in range {
-              var bestD = V(repeating: .infinity)
-              var bestJ = SIMD16<Int32>(repeating: 0)
-              var j = 0
-              while j < kp {
-                var d = V()
-                for ch in 0..<c {
-                  let diff = FastMath.load(pl.baseAddress! + ch * kp + j) - V(repeating: px[i * c + ch])
-                  d += diff * diff
-                }
-                let better = d .< bestD
-                bestD = bestD.replacing(with: d, where: better)
-                bestJ = bestJ.replacing(with: lane &+ Int32(j), where: better)
-                j += 16
-              }
-              // across lanes: smallest distance, then smallest index
-              var m = bestD[0], idx = bestJ[0]
-              for l in 1..<16 where bestD[l] < m || (bestD[l] == m && bestJ[l] < idx) {
-                m = bestD[l]
-                idx = bestJ[l]
-              }
-              o[i] = UInt16(idx)
-            }
-          }
+          guard n > 0 else { return }
+          NearestColour.assign(px.baseAddress!, count: n, channels: c, planes: pl.baseAddress!, paddedColours: kp, into: o.baseAddress!)
         }
       }
     }
