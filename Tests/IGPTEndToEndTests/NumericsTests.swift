@@ -96,6 +96,31 @@ import Testing
     #expect(FileManager.default.contents(atPath: run + name) == FileManager.default.contents(atPath: s.dir + "/straight" + name))
   }
 
+  /// A coordinator resumed under other kernels pins itself (and its workers) to the recorded
+  /// ones: the resumed run is byte-identical to `igpt train` on those kernels throughout.
+  @Test func aResumedCoordinatorKeepsTheRecordedNumerics() throws {
+    let s = try ClusterTests.setUp("numerics-coordinator-resume", steps: 400)
+    let (_, other) = try Self.cores()
+    let port = 5937
+    let run = s.dir + "/cr"
+    let args = ["coordinator", "--config", s.config, "--run", run, "--bind", "tcp://127.0.0.1:\(port)"]
+    let c1 = try ClusterProcess("c1", args, logDir: s.dir, environment: ["OPENBLAS_CORETYPE": other])
+    let w = try ClusterProcess("w", ["worker", "--connect", "tcp://127.0.0.1:\(port)", "--give-up-after", "60"], logDir: s.dir)
+    #expect(ClusterProcess.waitFor(timeout: 60) { ClusterProcess.loggedStep(runDir: run) >= 30 }, "\(c1.log)")
+    c1.kill(SIGTERM)
+    #expect(c1.wait(timeout: 30) == 0, "\(c1.log)")
+    let c2 = try ClusterProcess("c2", args + ["--resume"], logDir: s.dir)
+    #expect(c2.wait(timeout: 120) == 0, "\(c2.log)")
+    #expect(w.wait(timeout: 10) == 0, "\(w.log)")
+    #expect(c2.log.contains("pinning to OpenBLAS \(other) kernels"), "\(c2.log)")
+    #expect(w.log.contains("pinning this worker to OpenBLAS \(other)"), "\(w.log)")
+    let t = try IGPTBinary.run(["train", "--config", s.config, "--run", s.dir + "/straight"], environment: ["OPENBLAS_CORETYPE": other])
+    #expect(t.status == 0)
+    let name = String(format: "/checkpoints/step-%08d/model.safetensors", s.steps)
+    let reference = FileManager.default.contents(atPath: s.dir + "/straight" + name)
+    #expect(reference != nil && FileManager.default.contents(atPath: run + name) == reference, "\(c2.log)")
+  }
+
   /// numerics: any accepts the worker as it is; it contributes, and the run says it is not
   /// reproducible (state.json, metrics, status).
   @Test func anyAcceptsOtherKernelsAndMarksTheRunNotReproducible() throws {
