@@ -117,6 +117,18 @@ public struct Palette: Equatable, Sendable {
   /// The palette as a .npy file of float32, shape (k, channels).
   public func npy() -> Data { Npy.encode(float32: colors, shape: [count, channels]) }
 
+  /// A palette from a .npy file (OpenAI's layout), a Hugging Face ImageGPT
+  /// preprocessor_config.json (its `clusters`), or a HF model directory holding one.
+  public static func load(from path: String) throws -> Palette {
+    var isDir: ObjCBool = false
+    if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
+      let file = (path as NSString).appendingPathComponent("preprocessor_config.json")
+      return try HFImageProcessorConfig.load(file).palette(name: file)
+    }
+    if path.hasSuffix(".json") { return try HFImageProcessorConfig.load(path).palette(name: path) }
+    return try load(npy: path)
+  }
+
   /// A palette from a .npy file of shape (k, 3) or (k, 1), float32 or float64.
   public static func load(npy path: String) throws -> Palette {
     guard let data = FileManager.default.contents(atPath: path) else {

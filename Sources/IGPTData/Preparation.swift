@@ -62,7 +62,7 @@ public enum Preparation {
       clock = Date()
     }
     // Load a given palette first: a bad file fails before the dataset is read.
-    let given = try o.paletteFrom.map { try Palette.load(npy: $0) }
+    let given = try o.paletteFrom.map { try Palette.load(from: $0) }
     progress("read", 0, 1)
     let source = try DatasetLoader.load(o.dataset, format: o.format) { progress("read", $0, $1) }
     lap("read")

@@ -28,19 +28,34 @@ extension IGPT {
     guard needed <= raw.count else {
       throw fail("holds \(raw.count) bytes, too few for the \(needed) bytes of parameters its __metadata__ describes")
     }
+    return try load(huggingFaceShards: [(raw, index, name)], config: config, name: name)
+  }
+
+  /// Builds a model of `config` from safetensors files that together hold every tensor (one
+  /// file, or the shards of a sharded checkpoint): each tensor checked against the layout and
+  /// copied into the slab, biases required to be zero (iGPT has none).
+  static func load(
+    huggingFaceShards shards: [(raw: UnsafeRawBufferPointer, index: Safetensors.Index, name: String)], config: ModelConfig, name: String
+  ) throws -> IGPT {
+    func fail(_ why: String) -> Error { SafetensorsError("\(name): \(why)") }
     let model: IGPT
     do { model = try IGPT(config: config) } catch { throw fail("\(error)") }
-    for t in model.layout.tensors {
-      guard let got = index.tensors[t.name] else { throw fail("missing tensor \(t.name)") }
-      guard got.shape == t.shape else { throw fail("\(t.name) has shape \(got.shape), expected \(t.shape)") }
-      index.copy(t.name, from: raw, to: model.params + t.offset)
-    }
-    for (key, t) in index.tensors where key.hasSuffix(".bias") {
-      let values = UnsafeRawBufferPointer(rebasing: raw[t.bytes])
-      for i in 0..<(t.bytes.count / 4) where values.loadUnaligned(fromByteOffset: 4 * i, as: Float.self) != 0 {
-        throw fail("\(key) is not zero: iGPT has no biases, so this is not an iGPT model")
+    var found = Set<String>()
+    for shard in shards {
+      for t in model.layout.tensors {
+        guard let got = shard.index.tensors[t.name] else { continue }
+        guard got.shape == t.shape else { throw SafetensorsError("\(shard.name): \(t.name) has shape \(got.shape), expected \(t.shape)") }
+        shard.index.copy(t.name, from: shard.raw, to: model.params + t.offset)
+        found.insert(t.name)
+      }
+      for (key, t) in shard.index.tensors where key.hasSuffix(".bias") {
+        let values = UnsafeRawBufferPointer(rebasing: shard.raw[t.bytes])
+        for i in 0..<(t.bytes.count / 4) where values.loadUnaligned(fromByteOffset: 4 * i, as: Float.self) != 0 {
+          throw SafetensorsError("\(shard.name): \(key) is not zero: iGPT has no biases, so igpt cannot compute this model")
+        }
       }
     }
+    if let missing = model.layout.tensors.first(where: { !found.contains($0.name) }) { throw fail("missing tensor \(missing.name)") }
     return model
   }
 

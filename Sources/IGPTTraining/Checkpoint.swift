@@ -44,6 +44,15 @@ public enum Checkpoint {
     }
   }
 
+  /// config.json (ImageGPTConfig) and preprocessor_config.json (the palette as `clusters`) for
+  /// a model trained on a store with this palette (rows of 1 or 3 channels).
+  public static func huggingFaceFiles(model: ModelConfig, palette rows: [[Float]]) throws -> [(String, Data)] {
+    let palette = try Palette(colors: rows.flatMap { $0 }, channels: rows.first?.count ?? 1)
+    let side = Int(Double(model.seq).squareRoot().rounded())
+    return [("config.json", try HFConfig(model).encoded()),
+            ("preprocessor_config.json", try HFImageProcessorConfig(palette: palette, resolution: side).encoded())]
+  }
+
   public static func directoryName(step: Int) -> String { String(format: "step-%08d", step) }
 
   /// Writes a checkpoint of step `state.step` under runDir/checkpoints atomically (a hidden
@@ -71,6 +80,9 @@ public enum Checkpoint {
       [.init(name: "adam.m", shape: [n], data: UnsafeBufferPointer(start: optimizer.m, count: n)),
        .init(name: "adam.v", shape: [n], data: UnsafeBufferPointer(start: optimizer.v, count: n))],
       ["steps": "\(optimizer.steps)", "format": "igpt-adamw"])
+    // config.json and preprocessor_config.json: the step directory is a Hugging Face ImageGPT
+    // model directory too (from_pretrained loads it as it is)
+    for (name, data) in try huggingFaceFiles(model: model.config, palette: state.palette) { try dir.write(data, to: name) }
     var s = state
     s.checksums = ["model.safetensors": modelCRC, "optimizer.safetensors": optimizerCRC]
     let encoder = JSONEncoder()

@@ -4,7 +4,8 @@ import IGPTModel
 import IGPTTraining
 
 /// Resolves what a user passes as --checkpoint: a step directory, a run directory (its newest
-/// intact checkpoint) or a model.safetensors file.
+/// intact checkpoint), a Hugging Face ImageGPT directory (config.json + model.safetensors or
+/// shards) or a model.safetensors file.
 enum CheckpointArgument {
   struct Resolved {
     var model: IGPT
@@ -16,14 +17,24 @@ enum CheckpointArgument {
   static func load(_ path: String) throws -> Resolved {
     var isDir: ObjCBool = false
     guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
-      throw CleanError("\(path): no such checkpoint (give a step directory, a run directory or a model.safetensors)")
+      throw CleanError("\(path): no such checkpoint (give a step directory, a run directory, a Hugging Face model directory or a model.safetensors)")
     }
     if !isDir.boolValue {
+      let dir = (path as NSString).deletingLastPathComponent
+      if (path as NSString).lastPathComponent == "model.safetensors" && HFDirectory.isModelDirectory(dir.isEmpty ? "." : dir)
+        && !FileManager.default.fileExists(atPath: (dir as NSString).appendingPathComponent("state.json")) {
+        return try load(dir.isEmpty ? "." : dir)  // its shape is in the config.json beside it
+      }
       return Resolved(model: try IGPT.load(huggingFacePath: path), state: nil, description: path)
     }
     if FileManager.default.fileExists(atPath: (path as NSString).appendingPathComponent("state.json")) {
       let l = try Checkpoint.read(path)
       return Resolved(model: l.model, state: l.state, description: path)
+    }
+    if HFDirectory.isModelDirectory(path) {
+      let (model, notes) = try HFDirectory.load(path)
+      for n in notes { logLine("note: \(path): \(n)") }
+      return Resolved(model: model, state: nil, description: path)
     }
     if let l = Checkpoint.newestGood(runDir: path, warn: { logLine("warning: \($0)") }) {
       return Resolved(model: l.model, state: l.state, description: l.path)

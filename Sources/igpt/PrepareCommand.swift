@@ -11,7 +11,7 @@ struct PrepareCommand: ParsableCommand {
     discussion: """
       --dataset takes `fashion-mnist` (Debian's dataset-fashion-mnist) or a directory: IDX files (MNIST layout, raw or .gz), CIFAR-10/100 binary batches, or a folder of PNG/JPEG/BMP images (one subfolder per class, or flat; train/, val/ and test/ subfolders give those splits).
 
-      The palette is learnt on the train split (k-means++ then Lloyd iterations) unless --palette-from gives a .npy of shape (k, 3) or (k, 1) in [-1, 1] (OpenAI's kmeans_centers.npy layout). A seeded --val-fraction of train becomes the val split. The store is written to a hidden temporary directory and renamed to --out only when complete.
+      The palette is learnt on the train split (k-means++ then Lloyd iterations) unless --palette-from gives a .npy of shape (k, 3) or (k, 1) in [-1, 1] (OpenAI's kmeans_centers.npy layout), a Hugging Face preprocessor_config.json (its clusters), or a Hugging Face ImageGPT model directory. A seeded --val-fraction of train becomes the val split. The store is written to a hidden temporary directory and renamed to --out only when complete.
 
       Example: igpt prepare --dataset fashion-mnist --resolution 14 --palette 16 --out data/fmnist14
       """)
@@ -21,7 +21,7 @@ struct PrepareCommand: ParsableCommand {
   var format: String?
   @Option(help: "Input resolution R: images become R x R, R^2 tokens.") var resolution: Int
   @Option(help: "Palette colours (default 512 for RGB, 16 for grey).") var palette: Int?
-  @Option(name: .customLong("palette-from"), help: "Use this .npy palette instead of k-means.")
+  @Option(name: .customLong("palette-from"), help: "Use this palette instead of k-means: a .npy, a preprocessor_config.json or a HF model directory.")
   var paletteFrom: String?
   @Option(help: "Output store directory (must not exist).") var out: String
   @Option(name: .customLong("val-fraction"), help: "Share of train held out as val.") var valFraction = 0.1
