@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PACKAGES := libopenblas-dev libzmq3-dev liblz4-dev libstb-dev zlib1g-dev pkg-config dataset-fashion-mnist
 SWIFT_TEST_FLAGS := -c release -Xswiftc -enable-testing
 
-.PHONY: setup build test test-kernels bench bench-data bench-cluster bench-torch clean oracle demo cluster-test
+.PHONY: setup build test test-kernels interop bench bench-data bench-cluster bench-torch clean oracle demo cluster-test
 
 ## setup: install missing Debian packages (a no-op when all are present)
 setup:
@@ -79,6 +79,14 @@ bench-data: build
 
 clean:
 	rm -rf .build
+
+## interop: igpt against transformers itself: from_pretrained of a step directory, transformers'
+## save_pretrained (one file, sharded) in igpt, the image processor with our palette (installs
+## torch and transformers into .venv-torch once; gigabytes, so not part of make test)
+interop: build
+	@[ -x $(TORCH_PY) ] || python3 -m venv .venv-torch
+	@$(TORCH_PY) -c "import torch, transformers, PIL" 2>/dev/null || .venv-torch/bin/pip install -q torch numpy transformers safetensors pillow
+	$(TORCH_PY) Tests/Oracle/interop.py .build/release/igpt $$(mktemp -d /tmp/igpt-interop-XXXXXX)
 
 ## oracle: compare loss and gradient norms with ../shared/tools/torch_igpt.py (installs torch once)
 TORCH_PY := .venv-torch/bin/python

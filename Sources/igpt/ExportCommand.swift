@@ -26,7 +26,7 @@ struct ExportCommand: ParsableCommand {
       throw CleanError("\(resolved.description) is a BERT model: Hugging Face's ImageGPT is causal only, so it cannot be exported")
     }
     var palette: [[Float]]? = resolved.state?.palette
-    if let data { palette = try TokenStore(path: data).manifest.palette }
+    if data != nil { palette = try CheckpointArgument.store(data, resolved).manifest.palette }
     let dir = try AtomicDirectory(destination: out)
     try dir.writeFile("model.safetensors") { w in
       try model.withHuggingFaceEntries { entries, metadata in
