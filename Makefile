@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PACKAGES := libopenblas-dev libzmq3-dev liblz4-dev libstb-dev zlib1g-dev pkg-config dataset-fashion-mnist
 SWIFT_TEST_FLAGS := -c release -Xswiftc -enable-testing
 
-.PHONY: setup build test test-kernels interop bench bench-data bench-cluster bench-torch clean oracle demo cluster-test
+.PHONY: setup build test test-kernels interop proto bench bench-data bench-cluster bench-torch clean oracle demo cluster-test
 
 ## setup: install missing Debian packages (a no-op when all are present)
 setup:
@@ -87,6 +87,15 @@ interop: build
 	@[ -x $(TORCH_PY) ] || python3 -m venv .venv-torch
 	@$(TORCH_PY) -c "import torch, transformers, PIL" 2>/dev/null || .venv-torch/bin/pip install -q torch numpy transformers safetensors pillow
 	$(TORCH_PY) Tests/Oracle/interop.py .build/release/igpt $$(mktemp -d /tmp/igpt-interop-XXXXXX)
+
+## proto: regenerate the committed TensorBoard event code from its .proto (needs protobuf-compiler;
+## builds swift-protobuf's plugin once, in .build-protoc)
+PROTO_DIR := Sources/IGPTTraining/Proto
+proto:
+	@command -v protoc >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq protobuf-compiler >/dev/null)
+	swift build -c release --scratch-path .build-protoc --product protoc-gen-swift
+	protoc --plugin=protoc-gen-swift=.build-protoc/release/protoc-gen-swift --swift_out=$(PROTO_DIR) --swift_opt=Visibility=Public \
+	  --proto_path=$(PROTO_DIR) $(PROTO_DIR)/tensorboard_event.proto
 
 ## oracle: compare loss and gradient norms with ../shared/tools/torch_igpt.py (installs torch once)
 TORCH_PY := .venv-torch/bin/python

@@ -47,6 +47,8 @@ let package = Package(
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+    // TensorBoard event files: the runtime only (the generated code is committed, `make proto`)
+    .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
   ],
   targets: [
     // Thin C shims over Debian's system libraries, found through pkg-config.
@@ -63,7 +65,9 @@ let package = Package(
       name: "IGPTData", dependencies: ["IGPTKernels", "IGPTModel", "CImage", "CZlib"],
       swiftSettings: checkedFlags),
     .target(
-      name: "IGPTTraining", dependencies: ["IGPTKernels", "IGPTModel", "IGPTData", "Yams"],
+      name: "IGPTTraining",
+      dependencies: ["IGPTKernels", "IGPTModel", "IGPTData", "CChecksum", "Yams", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+      exclude: ["Proto/tensorboard_event.proto"],
       swiftSettings: checkedFlags),
     .target(name: "IGPTProbe", dependencies: ["IGPTKernels", "IGPTModel", "IGPTData", "CBLAS"], swiftSettings: checkedFlags),
     .target(
@@ -84,7 +88,8 @@ let package = Package(
     .testTarget(name: "IGPTDataTests", dependencies: ["IGPTData", "IGPTModel", "IGPTKernels", "IGPTTestSupport"]),
     .testTarget(
       name: "IGPTTrainingTests",
-      dependencies: ["IGPTTraining", "IGPTData", "IGPTModel", "IGPTKernels", "IGPTTestSupport"]),
+      dependencies: ["IGPTTraining", "IGPTData", "IGPTModel", "IGPTKernels", "IGPTTestSupport",
+                     .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
     .testTarget(name: "IGPTProbeTests", dependencies: ["IGPTProbe", "IGPTModel", "IGPTKernels"]),
     .testTarget(
       name: "IGPTClusterTests",

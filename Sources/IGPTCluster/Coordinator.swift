@@ -109,7 +109,8 @@ public final class Coordinator {
       fingerprint: NumericsFingerprint.measure(trainer.model.config, threads: RunNumerics.threads(config: trainer.config, recorded: nil)),
       policy: trainer.config.cluster.numerics)
     trainer.numerics = numerics
-    metrics = try MetricsLog(path: (options.runDir as NSString).appendingPathComponent("metrics.jsonl"))
+    metrics = try MetricsLog(path: (options.runDir as NSString).appendingPathComponent("metrics.jsonl"),
+                             tensorboard: try TensorBoardLog(runDir: options.runDir, resumingAt: trainer.step))
     badInput = RateLimitedLog(log: options.log)
     probes = ProbeQueue(runDir: options.runDir, log: options.log)
     probeLog = try MetricsLog(path: (options.runDir as NSString).appendingPathComponent("probes.jsonl"))
@@ -383,6 +384,12 @@ public final class Coordinator {
       if let data = try? JSONEncoder().encode(job), let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] {
         probeLog.append(object)
       }
+      var accuracies: [String: Double] = [:]
+      for r in results {
+        accuracies["probe/\(r.features)/test_accuracy"] = r.testAccuracy
+        accuracies["probe/\(r.features)/val_accuracy"] = r.valAccuracy
+      }
+      metrics.tensorboard?.scalars(step: run.step, accuracies)
       options.log(job.summary)
     case .failure(let error):
       probes.update(run.jobId) {

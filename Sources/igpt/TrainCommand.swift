@@ -44,7 +44,8 @@ struct TrainCommand: ParsableCommand {
     let resumedFrom = loaded?.path
     loaded = nil  // unmaps the checkpoint's optimizer file (igpt-l: 10.9 GB) now that it is copied
     let end = min(c.train.steps, stopAt ?? c.train.steps)
-    let metrics = try MetricsLog(path: (runDir as NSString).appendingPathComponent("metrics.jsonl"))
+    let metrics = try MetricsLog(path: (runDir as NSString).appendingPathComponent("metrics.jsonl"),
+                                 tensorboard: try TensorBoardLog(runDir: runDir, resumingAt: trainer.step))
     logLine("igpt train: \(trainer.model.parameterCount) parameters (\(c.model.layers) layers, \(c.model.embd) wide, \(c.model.heads) heads, \(c.model.objective.rawValue)), \(trainer.train.count) train images of \(trainer.train.sequenceLength) tokens, \(store.palette.count) colours; batch \(c.train.batch) (\(trainer.microbatchesPerStep) x \(c.train.microbatch)), \(Parallel.threads) threads, BLAS \(BLAS.coreName)")
     logLine("numerics: \(numerics.fingerprint.summary)\(numerics.reproducible ? "" : " (run marked not reproducible)")")
     if let resumedFrom { logLine("resumed from \(resumedFrom) at step \(trainer.step)") }

@@ -1,6 +1,7 @@
 import Foundation
 import IGPTData
 import IGPTTestSupport
+@testable import IGPTTraining
 import Testing
 
 /// Checkpoints as Hugging Face ImageGPT directories: every step directory is one, `igpt export`
@@ -41,5 +42,41 @@ import Testing
     let refused = try IGPTBinary.run(["export", "--checkpoint", s.dir + "/b", "--out", s.dir + "/hf-bert"])
     #expect(refused.status != 0 && refused.stderr.contains("causal only") && refused.stderr.split(separator: "\n").count == 1, "\(refused.stderr)")
     #expect(!FileManager.default.fileExists(atPath: s.dir + "/hf-bert"))
+  }
+
+  /// The event file of a run killed with SIGKILL mid-training still reads, and the resumed run
+  /// continues it without repeating a step; the coordinator writes one too.
+  @Test func eventFilesSurviveAKillAndAResume() throws {
+    let s = try ClusterTests.setUp("tensorboard", steps: 400)
+    let run = s.dir + "/tb"
+    func events() throws -> [Tensorboard_Event] {
+      let file = try Data(contentsOf: URL(fileURLWithPath: run + "/tensorboard/" + TensorBoardLog.fileName))
+      return try TFRecord.records(file).map { try Tensorboard_Event(serializedBytes: $0.data) }
+    }
+    let config = s.dir + "/tb.yaml"
+    try String(contentsOfFile: s.config, encoding: .utf8).replacingOccurrences(of: "checkpoint: {every: 20", with: "checkpoint: {every: 50")
+      .write(toFile: config, atomically: true, encoding: .utf8)
+    let t = try ClusterProcess("train", ["train", "--config", config, "--run", run], logDir: s.dir)
+    #expect(ClusterProcess.waitFor(timeout: 60) { ClusterProcess.loggedStep(runDir: run) >= 120 })
+    t.kill(SIGKILL)
+    t.wait(timeout: 10)
+    let killed = try events()
+    #expect(killed.count > 100 && killed.first?.fileVersion == "brain.Event:2", "the killed run's file reads: \(killed.count) records")
+    let resumed = try IGPTBinary.run(["train", "--config", config, "--run", run, "--resume"])
+    #expect(resumed.status == 0, "\(resumed.stderr)")
+    let all = try events().dropFirst()
+    // every (step, tag) once, steps only forward, up to the last step
+    let pairs = all.flatMap { e in e.summary.value.map { "\(e.step) \($0.tag)" } }
+    #expect(Set(pairs).count == pairs.count, "a step written twice")
+    #expect(zip(all, all.dropFirst()).allSatisfy { $0.step <= $1.step }, "steps go forward only")
+    #expect(all.last?.step == Int64(s.steps))
+    #expect(pairs.contains("\(s.steps) loss") && pairs.contains("\(s.steps) val_loss") && pairs.contains("1 lr"))
+    // the coordinator writes the same file
+    let c = try ClusterProcess("c", ["coordinator", "--config", s.config, "--run", s.dir + "/ctb", "--bind", "tcp://127.0.0.1:5951"], logDir: s.dir)
+    let w = try ClusterProcess("w", ["worker", "--connect", "tcp://127.0.0.1:5951", "--give-up-after", "30"], logDir: s.dir)
+    #expect(c.wait(timeout: 120) == 0, "\(c.log)")
+    w.wait(timeout: 10)
+    let cluster = try TFRecord.records(try Data(contentsOf: URL(fileURLWithPath: s.dir + "/ctb/tensorboard/" + TensorBoardLog.fileName)))
+    #expect(cluster.count > s.steps, "\(cluster.count) records")
   }
 }

@@ -143,4 +143,21 @@ ordered = stored[np.argsort(sources)]
 same = int((ordered == hf_ids).sum())
 check("ImageGPTImageProcessor(grey palette as equal channels)", same == ordered.size, f"{same} of {ordered.size} pixels give the same token")
 
+# 4. TensorBoard's own reader sees every scalar of metrics.jsonl (float32)
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
+
+acc = EventAccumulator(os.path.join(runs, "tensorboard"), size_guidance={"scalars": 0, "images": 0})
+acc.Reload()
+want = {}
+with open(os.path.join(runs, "metrics.jsonl")) as f:
+    for line in f:
+        o = json.loads(line)
+        for k, v in o.items():
+            if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool):
+                want[(k, o["step"])] = v
+got = {(tag, e.step): e.value for tag in acc.Tags()["scalars"] for e in acc.Scalars(tag)}
+bad = [k for k, v in want.items() if k not in got or got[k] != float(np.float32(v))]
+check("TensorBoard EventAccumulator reads metrics.jsonl's scalars", not bad and len(got) == len(want),
+      f"{len(want)} scalars in metrics.jsonl, {len(got)} read, {len(bad)} differ {bad[:3]}")
+
 sys.exit(1 if failures else 0)
