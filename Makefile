@@ -85,7 +85,7 @@ clean:
 ## torch and transformers into .venv-torch once; gigabytes, so not part of make test)
 interop: build
 	@[ -x $(TORCH_PY) ] || python3 -m venv .venv-torch
-	@$(TORCH_PY) -c "import torch, transformers, PIL" 2>/dev/null || .venv-torch/bin/pip install -q torch numpy transformers safetensors pillow
+	@$(TORCH_PY) -c "import torch, transformers, PIL, tensorboard" 2>/dev/null || .venv-torch/bin/pip install -q torch numpy transformers safetensors pillow tensorboard
 	$(TORCH_PY) Tests/Oracle/interop.py .build/release/igpt $$(mktemp -d /tmp/igpt-interop-XXXXXX)
 
 ## proto: regenerate the committed TensorBoard event code from its .proto (needs protobuf-compiler;

@@ -248,6 +248,7 @@ public final class Coordinator {
     if validating {
       let v = trainer.finishValidation(losses: valLosses.map { $0 ?? .nan }, of: valBatches)
       metrics.append(["step": s, "val_loss": v, "val_bits_per_token": v / log(2.0)])
+      metrics.tensorboard?.samples(model: trainer.model, palette: trainer.store.palette, step: s)
       options.log(String(format: "step %d: val loss %.4f (%.3f bits/token)", s, v, v / log(2.0)))
     }
     if s != lastCheckpointStep && (s % config.checkpoint.every == 0 || s == options.end) { try writeCheckpoint() }

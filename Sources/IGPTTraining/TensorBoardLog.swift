@@ -1,5 +1,7 @@
 import Foundation
 import IGPTData
+import IGPTKernels
+import IGPTModel
 import SwiftProtobuf
 
 /// A run's TensorBoard event file, RUN/tensorboard/events.out.tfevents.igpt: scalars (and
@@ -62,6 +64,19 @@ public final class TensorBoardLog {
     var summary = Tensorboard_Summary()
     summary.value = [v]
     write(event(step: step, summary))
+  }
+
+  /// `count` samples of an AR model (temperature 1, seeded by the step) as an image grid, tag
+  /// "samples": what the model draws at each validation. BERT models draw nothing.
+  public func samples(model: IGPT, palette: Palette, step: Int, count: Int = 8) {
+    let T = model.config.seq, R = Int(Double(T).squareRoot().rounded())
+    guard model.config.objective == .ar, R * R == T, palette.count == model.config.vocab else { return }
+    var rngs = (0..<count).map { SeededRandom(seed: UInt64(step) &* 1_000_003 &+ UInt64($0)) }
+    let tokens = Sampler(model: model, batch: count).generate(length: T, prefixes: Array(repeating: [], count: count), temperature: 1,
+                                                               topK: nil, rngs: &rngs)
+    let images = tokens.map { [Quantizer.decode($0.map { UInt16($0) }, palette: palette)] }
+    guard let grid = try? ImageGrid.png(groups: images, resolution: R, channels: palette.channels) else { return }
+    image(step: step, tag: "samples", png: grid.data, width: grid.width, height: grid.height, channels: palette.channels)
   }
 
   private func event(step: Int, _ summary: Tensorboard_Summary) -> Tensorboard_Event {

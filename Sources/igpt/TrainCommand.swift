@@ -69,6 +69,7 @@ struct TrainCommand: ParsableCommand {
       if trainer.validationDue(afterStep: s) {
         if let v = try trainer.validationLoss() {
           metrics.append(["step": s, "val_loss": v, "val_bits_per_token": v / log(2.0)])
+          metrics.tensorboard?.samples(model: trainer.model, palette: store.palette, step: s)
           progress.note(String(format: "step %d: val loss %.4f (%.3f bits/token)", s, v, v / log(2.0)))
         }
       }

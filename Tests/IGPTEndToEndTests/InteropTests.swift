@@ -71,6 +71,10 @@ import Testing
     #expect(zip(all, all.dropFirst()).allSatisfy { $0.step <= $1.step }, "steps go forward only")
     #expect(all.last?.step == Int64(s.steps))
     #expect(pairs.contains("\(s.steps) loss") && pairs.contains("\(s.steps) val_loss") && pairs.contains("1 lr"))
+    // samples at every validation (val_every 40): a PNG grid
+    let samples = all.filter { $0.summary.value.first?.tag == "samples" }
+    #expect(samples.map(\.step) == stride(from: 40, through: Int64(s.steps), by: 40).map { $0 }, "\(samples.map(\.step))")
+    #expect(samples.allSatisfy { $0.summary.value[0].image.encodedImageString.prefix(4) == Data([0x89, 0x50, 0x4E, 0x47]) })
     // the coordinator writes the same file
     let c = try ClusterProcess("c", ["coordinator", "--config", s.config, "--run", s.dir + "/ctb", "--bind", "tcp://127.0.0.1:5951"], logDir: s.dir)
     let w = try ClusterProcess("w", ["worker", "--connect", "tcp://127.0.0.1:5951", "--give-up-after", "30"], logDir: s.dir)

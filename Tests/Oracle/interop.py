@@ -160,4 +160,12 @@ bad = [k for k, v in want.items() if k not in got or got[k] != float(np.float32(
 check("TensorBoard EventAccumulator reads metrics.jsonl's scalars", not bad and len(got) == len(want),
       f"{len(want)} scalars in metrics.jsonl, {len(got)} read, {len(bad)} differ {bad[:3]}")
 
+import io  # noqa: E402
+
+val_steps = sorted({o["step"] for o in map(json.loads, open(os.path.join(runs, "metrics.jsonl"))) if "val_loss" in o})
+images = acc.Images("samples") if "samples" in acc.Tags()["images"] else []
+sizes = [Image.open(io.BytesIO(e.encoded_image_string)).size for e in images]
+check("TensorBoard EventAccumulator reads the sample grids", [e.step for e in images] == val_steps and all(w > 0 for w, _ in sizes),
+      f"images at steps {[e.step for e in images]} (validations at {val_steps}), sizes {sizes[:2]}")
+
 sys.exit(1 if failures else 0)
