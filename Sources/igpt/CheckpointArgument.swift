@@ -12,6 +12,8 @@ enum CheckpointArgument {
     /// state.json when the checkpoint has one.
     var state: Checkpoint.State?
     var description: String
+    /// The palette from a Hugging Face directory's preprocessor_config.json, when it has one.
+    var palette: Palette? = nil
   }
 
   static func load(_ path: String) throws -> Resolved {
@@ -34,7 +36,12 @@ enum CheckpointArgument {
     if HFDirectory.isModelDirectory(path) {
       let (model, notes) = try HFDirectory.load(path)
       for n in notes { logLine("note: \(path): \(n)") }
-      return Resolved(model: model, state: nil, description: path)
+      let processor = (path as NSString).appendingPathComponent("preprocessor_config.json")
+      let palette = FileManager.default.fileExists(atPath: processor) ? try Palette.load(from: processor) : nil
+      if let palette, palette.count != model.config.vocab {
+        throw CleanError("\(processor): \(palette.count) clusters for a model of \(model.config.vocab) colours")
+      }
+      return Resolved(model: model, state: nil, description: path, palette: palette)
     }
     if let l = Checkpoint.newestGood(runDir: path, warn: { logLine("warning: \($0)") }) {
       return Resolved(model: l.model, state: l.state, description: l.path)

@@ -25,7 +25,9 @@ struct ExportCommand: ParsableCommand {
     guard model.config.objective == .ar else {
       throw CleanError("\(resolved.description) is a BERT model: Hugging Face's ImageGPT is causal only, so it cannot be exported")
     }
-    var palette: [[Float]]? = resolved.state?.palette
+    var palette: [[Float]]? = resolved.state?.palette ?? resolved.palette.map { p in
+      (0..<p.count).map { Array(p.colors[($0 * p.channels)..<(($0 + 1) * p.channels)]) }
+    }
     if data != nil { palette = try CheckpointArgument.store(data, resolved).manifest.palette }
     let dir = try AtomicDirectory(destination: out)
     try dir.writeFile("model.safetensors") { w in

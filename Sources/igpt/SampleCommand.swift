@@ -66,6 +66,7 @@ enum SamplingSupport {
   static func palette(_ data: String?, _ resolved: CheckpointArgument.Resolved) throws -> Palette {
     if let data { return try TokenStore(path: data).palette }
     if let p = resolved.state?.palette { return try Palette(colors: p.flatMap { $0 }, channels: p.first?.count ?? 1) }
+    if let p = resolved.palette { return p }  // a Hugging Face directory's preprocessor_config.json
     throw CleanError("give --data: \(resolved.description) has no palette of its own")
   }
 

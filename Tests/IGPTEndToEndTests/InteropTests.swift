@@ -32,6 +32,9 @@ import Testing
     #expect(reference != nil && exported == reference)
     // the export loads as igpt's own step directory does, also when given its model.safetensors
     #expect(try loss(out + "/model.safetensors") == reference)
+    // sampling from the HF directory takes its palette from preprocessor_config.json
+    let sample = try IGPTBinary.run(["sample", "--checkpoint", out, "--count", "2", "--out", s.dir + "/hf-samples.png"])
+    #expect(sample.status == 0 && FileManager.default.fileExists(atPath: s.dir + "/hf-samples.png"), "\(sample.stderr)")
     let again = try IGPTBinary.run(["export", "--checkpoint", out, "--out", out])
     #expect(again.status != 0 && again.stderr.contains("already exists"), "\(again.stderr)")
     // HF's ImageGPT is causal only
