@@ -287,7 +287,7 @@ public final class Coordinator {
     while true {
       while let idx = queue.first, tasks[idx].done { queue.removeFirst() }
       guard !queue.isEmpty else { return }
-      let open = workers.values.filter { $0.credit > 0 }.sorted { $0.lastAssigned < $1.lastAssigned }
+      let open = workers.values.filter { $0.credit > 0 && $0.numericsChecked }.sorted { $0.lastAssigned < $1.lastAssigned }
       var sent = false
       for w in open {
         // never hand a re-issued microbatch back to the worker still holding it (it is stuck there)
@@ -320,7 +320,7 @@ public final class Coordinator {
   /// of compute time (all of it once training is done).
   func assignProbes(now: Date) {
     guard let run = probeRun, !run.evaluating else { return }
-    for w in workers.values.sorted(by: { $0.lastAssigned < $1.lastAssigned }) where (workers[w.id]?.credit ?? 0) > 0 {
+    for w in workers.values.sorted(by: { $0.lastAssigned < $1.lastAssigned }) where (workers[w.id]?.credit ?? 0) > 0 && w.numericsChecked {
       while let idx = run.queue.first, run.tasks[idx].done { run.queue.removeFirst() }
       guard !run.queue.isEmpty else { return }
       let withinShare = trainingDone || run.probeSeconds <= config.probes.share * (run.probeSeconds + run.trainingSeconds)
@@ -551,9 +551,10 @@ public final class Coordinator {
       send(Message(.refuse, meta: Meta.Refuse(reason: "this coordinator runs another config: \(diff)", fatal: true)), to: id)
       return
     }
+    var otherNumerics: String?
     switch numerics.admit(h.numerics) {
     case .accept: break
-    case .acceptMixed(let why): markNotReproducible(because: "worker \(h.name) (\(address)): \(why)")
+    case .acceptMixed(let why): otherNumerics = why
     case .pin(let core):
       options.log("worker \(h.name) (\(address)) runs OpenBLAS \(h.numerics?.openblasCore ?? "?") kernels: pinning it to the run's \(core)")
       send(Message(.refuse, meta: Meta.Refuse(reason: "the run computes with OpenBLAS \(core) kernels", fatal: false, pin: core)), to: id)
@@ -565,6 +566,7 @@ public final class Coordinator {
     }
     if workers[id] != nil { drop(id, because: "it said hello again") }
     workers[id] = WorkerRecord(id: id, name: h.name, host: h.host, pid: h.pid, address: address, lastHeard: Date())
+    workers[id]!.otherNumerics = otherNumerics
     options.log("worker \(h.name) joined from \(address) (pid \(h.pid) on \(h.host)); \(workers.count) connected")
     let w = Meta.Welcome(runHash: runHash, model: trainer.model.config, threads: numerics.fingerprint.threads, codec: config.cluster.codec,
                          heartbeatInterval: interval, heartbeatMisses: config.cluster.heartbeatMisses, step: trainer.step,
@@ -579,7 +581,7 @@ public final class Coordinator {
     if !record.numericsChecked {
       switch numerics.check(r.numerics) {
       case .accept, .pin: break
-      case .acceptMixed(let why): markNotReproducible(because: "worker \(record.label): \(why)")
+      case .acceptMixed(let why): workers[id]!.otherNumerics = workers[id]!.otherNumerics ?? why
       case .refuse(let why):
         options.log("refused worker \(record.label): \(why)")
         send(Message(.refuse, meta: Meta.Refuse(reason: "this run's numerics cannot be had here: \(why)", fatal: true)), to: id)
@@ -608,7 +610,12 @@ public final class Coordinator {
   }
 
   func result(_ m: Message, from id: Data) throws {
-    guard workers[id] != nil else { return }
+    guard let record = workers[id], record.numericsChecked else { return }  // no work before its numerics are
+    if let why = record.otherNumerics {
+      // (marked even if this result turns out unusable: it was computed with other numerics)
+      markNotReproducible(because: "worker \(record.label) contributed: \(why)")
+      workers[id]!.otherNumerics = nil
+    }
     workers[id]!.credit += 1
     let r = try m.decodeMeta(Meta.Result.self)
     if r.kind == .features {

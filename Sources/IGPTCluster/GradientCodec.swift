@@ -36,10 +36,11 @@ public enum GradientCodec {
     try payload.withUnsafeBytes { raw in
       guard raw.count >= 17 else { throw ProtocolError("float payload of \(raw.count) bytes is too short") }
       guard let kind = RunConfig.GradientCodecKind(code: raw[0]) else { throw ProtocolError("unknown codec \(raw[0])") }
-      let n = Int(raw.loadUnaligned(fromByteOffset: 1, as: UInt64.self).littleEndian)
+      let n64 = raw.loadUnaligned(fromByteOffset: 1, as: UInt64.self).littleEndian
+      guard n64 == UInt64(count) else { throw ProtocolError("float payload holds \(n64) values, expected \(count)") }
+      let n = count
       let chunk = Int(raw.loadUnaligned(fromByteOffset: 9, as: UInt32.self).littleEndian)
       let chunks = Int(raw.loadUnaligned(fromByteOffset: 13, as: UInt32.self).littleEndian)
-      guard n == count else { throw ProtocolError("float payload holds \(n) values, expected \(count)") }
       guard chunk == chunkElements, chunks == (n + chunk - 1) / chunk else {
         throw ProtocolError("float payload chunking (\(chunks) x \(chunk)) is inconsistent")
       }
@@ -50,10 +51,13 @@ public enum GradientCodec {
       for c in 0..<chunks {
         offsets[c + 1] = offsets[c] + Int(raw.loadUnaligned(fromByteOffset: table + 4 * c, as: UInt32.self).littleEndian)
       }
+      let width = kind == .lossless ? 4 : 2
+      for c in 0..<chunks where offsets[c + 1] - offsets[c] > Int(LZ4_compressBound(Int32(chunk * width))) {
+        throw ProtocolError("float payload chunk \(c) is larger than LZ4 can make it")
+      }
       guard offsets[chunks] == raw.count else {
         throw ProtocolError("float payload chunk sizes add up to \(offsets[chunks]) bytes, payload has \(raw.count)")
       }
-      let width = kind == .lossless ? 4 : 2
       let base = raw.baseAddress!
       let dest = SendableFloats(out)
       let failed = FailureFlag()

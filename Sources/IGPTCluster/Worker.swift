@@ -15,7 +15,7 @@ public final class Worker {
   public struct Options {
     public var endpoint: String
     public var name: String
-    /// Overrides the run's train.threads (gradients then may differ in the last bits from `igpt train`).
+    /// Threads when the run's numerics policy is any (strict runs compute with the run's count).
     public var threads: Int?
     /// Refuse to work for a coordinator running another config.
     public var config: RunConfig?
@@ -106,7 +106,7 @@ public final class Worker {
   var haveProbe: UInt64?
   var pendingProbeParams: Message?
   /// Results ZeroMQ did not take (the queue to the coordinator was full), sent again first.
-  var unsent: [Message] = []
+  var unsent: [(id: UInt64, message: Message)] = []
   /// Tasks received and not started, with their decoded meta.
   var pendingTasks: [(message: Message, task: Meta.Task)] = []
   /// Id of the task being computed.
@@ -162,12 +162,12 @@ public final class Worker {
           if let outcome = try handle(r) { return outcome }
         }
       }
-      while let m = unsent.first, send(m) { unsent.removeFirst() }
+      while let m = unsent.first, send(m.message) { unsent.removeFirst() }
       if let (m, c) = slot.take() {
         computing = nil
         // A result computed for an earlier connection is dropped: its run may have moved on.
         if c == connection && m.runHash == welcome?.runHash && (!unsent.isEmpty || !send(m)) {
-          unsent.append(m)
+          unsent.append(((try? m.decodeMeta(Meta.Result.self))?.id ?? 0, m))
           options.log("result not taken by ZeroMQ (the queue to the coordinator is full): kept to send again")
         }
       }
@@ -255,6 +255,11 @@ public final class Worker {
     case .reset:
       options.log("coordinator does not know this worker (restarted?): saying hello again")
       welcome = nil
+      pendingWelcome = nil
+      unsent = []
+      pendingParams = nil
+      pendingProbeParams = nil
+      fetchSent = false
       pendingTasks = []
       sendHello()
     case .done:
@@ -308,7 +313,8 @@ public final class Worker {
   /// Tells the coordinator how many more tasks fit here and which ones are held.
   func sendReady() {
     guard let w = welcome else { return }
-    let holding = (computing.map { [$0] } ?? []) + pendingTasks.map(\.task.id)
+    // results not yet handed to ZeroMQ are held too: their microbatches are not lost
+    let holding = (computing.map { [$0] } ?? []) + pendingTasks.map(\.task.id) + unsent.map(\.id)
     send(Message(.ready, runHash: w.runHash, meta: Meta.Ready(credit: Self.capacity - holding.count, have: have, holding: holding,
                                                               numerics: fingerprint)))
   }

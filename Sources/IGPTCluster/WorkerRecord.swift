@@ -25,6 +25,9 @@ struct WorkerRecord {
   var lastAssigned = Date.distantPast
   /// Its fingerprint at the run's widths was checked (it gets no work before).
   var numericsChecked = false
+  /// Why its numerics are not the run's (policy any): the run is marked not reproducible when
+  /// its first result is used.
+  var otherNumerics: String?
 
   var label: String { "\(name) (\(address))" }
 }

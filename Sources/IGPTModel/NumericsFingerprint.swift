@@ -64,7 +64,7 @@ public struct NumericsFingerprint: Codable, Equatable, Sendable {
   }
 
   /// This process's fingerprint for models of `model`'s widths, with the kernels split over
-  /// `threads`. Runs one training step (forward, backward, AdamW) of a one-block model of those
+  /// `threads` (it sets `Parallel.threads` meanwhile: call it when no kernels run). Runs one training step (forward, backward, AdamW) of a one-block model of those
   /// widths on at most 64 positions with parameters from a fixed hash: tens of milliseconds at
   /// igpt-l's widths, a few at the bench shape.
   public static func measure(_ model: ModelConfig, threads: Int) throws -> NumericsFingerprint {

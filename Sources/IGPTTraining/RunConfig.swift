@@ -1,4 +1,5 @@
 import Foundation
+import IGPTKernels
 import IGPTModel
 import Yams
 
@@ -251,6 +252,9 @@ public struct RunConfig: Codable, Equatable, Sendable {
         c.cluster.numerics = policy
       }
       c.cluster.openblasCore = try r.string(k, "openblas_core", at: "cluster")
+      if let core = c.cluster.openblasCore, OpenBLASCoreType.requiredFlags[core] == nil {
+        throw ConfigError("\(name): cluster.openblas_core must be one of \(OpenBLASCoreType.requiredFlags.keys.sorted().joined(separator: ", ")) (got \(core))")
+      }
       c.cluster.secretKey = try r.string(k, "secret_key", at: "cluster")
       c.cluster.serverKey = try r.string(k, "server_key", at: "cluster")
       c.cluster.allow = try r.string(k, "allow", at: "cluster")

@@ -80,12 +80,10 @@ public struct RunNumerics: Sendable {
     let recorded = state?.numerics
     func problem(_ why: String) throws {
       if policy == .strict { throw NumericsError(why + " (cluster.numerics: any accepts it, marking the run not reproducible)") }
-      log("warning: \(why); the run is marked not reproducible (cluster.numerics: any)")
+      log("warning: \(why) (cluster.numerics: any)")
     }
-    var mixed = false
     if let wanted = config.cluster.openblasCore, let was = recorded?.openblasCore, wanted != was {
-      try problem("cluster.openblas_core is \(wanted) but the run so far computed with OpenBLAS \(was) kernels")
-      mixed = true
+      try problem("cluster.openblas_core is \(wanted) but the run so far computed with OpenBLAS \(was) kernels; keeping \(was)")
     }
     if let core = recorded?.openblasCore ?? config.cluster.openblasCore, core != BLAS.coreName {
       if OpenBLASCoreType.canRun(core, flags: OpenBLASCoreType.cpuFlags()) {
@@ -94,15 +92,15 @@ public struct RunNumerics: Sendable {
       } else {
         try problem("the run computes with OpenBLAS \(core) kernels, which this CPU cannot run (it runs \(OpenBLASCoreType.runnable(flags: OpenBLASCoreType.cpuFlags()).joined(separator: ", ")))")
       }
-      mixed = true
     }
     if let r = recorded, config.train.threads > 0, config.train.threads != r.threads {
-      try problem("train.threads is \(config.train.threads) but the run so far computed with \(r.threads) threads")
-      mixed = true
+      try problem("train.threads is \(config.train.threads) but the run so far computed with \(r.threads) threads; keeping \(r.threads)")
     }
+    // what marks the run is a real difference in what this process computes
+    var mixed = false
     let fingerprint = try NumericsFingerprint.measure(model, threads: threads(config: config, recorded: recorded))
     if let r = recorded, let diff = fingerprint.difference(from: r) {
-      try problem("this host's numerics differ from the run's (\(diff)): here \(fingerprint.summary); the run's \(r.summary)")
+      try problem("this host's numerics differ from the run's (\(diff)): here \(fingerprint.summary); the run's \(r.summary); the run is marked not reproducible")
       mixed = true
     }
     return RunNumerics(fingerprint: recorded ?? fingerprint, policy: policy, reproducible: (state?.reproducible ?? true) && !mixed)

@@ -16,7 +16,7 @@ struct WorkerCommand: ParsableCommand {
 
   @Option(help: "Coordinator endpoint, e.g. tcp://HOST:5555.") var connect: String
   @Option(help: "Name shown in the coordinator's log and `igpt status` (default: host-pid).") var name: String?
-  @Option(help: "Threads (default: the run's train.threads; another count may change the last bits of gradients).")
+  @Option(help: "Threads when the run's cluster.numerics is any (a strict run computes with its own count, which changes the bytes).")
   var threads: Int?
   @Option(help: "Refuse to work for a coordinator whose run config differs from this file's.") var config: String?
   @OptionGroup var keys: ClientKeyOptions

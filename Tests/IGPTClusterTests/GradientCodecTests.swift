@@ -11,6 +11,21 @@ import Testing
     return (0..<n).map { i in i % 7 == 0 ? 0 : Float(rng.normal()) * 1e-3 }
   }
 
+  /// Sizes from the wire that do not fit an Int, or chunks LZ4 could never have made, are
+  /// refused (with runtime checks on, converting them used to trap and kill the coordinator).
+  @Test func payloadSizesBeyondIntAreRefusedNotTrapped() throws {
+    let out = UnsafeMutablePointer<Float>.allocate(capacity: 8)
+    defer { out.deallocate() }
+    var huge = Data([1] + [UInt8](repeating: 0xFF, count: 8))
+    huge.append(contentsOf: [UInt8](repeating: 0, count: 16))
+    #expect(throws: ProtocolError.self) { try GradientCodec.decode(huge, into: out, count: 8) }
+    // one chunk that claims 4 GiB of compressed bytes
+    var big = Data([1])
+    for v in [UInt64(8)] { withUnsafeBytes(of: v.littleEndian) { big.append(contentsOf: $0) } }
+    for v in [UInt32(GradientCodec.chunkElements), 1, UInt32.max] { withUnsafeBytes(of: v.littleEndian) { big.append(contentsOf: $0) } }
+    #expect(throws: ProtocolError.self) { try GradientCodec.decode(big, into: out, count: 8) }
+  }
+
   @Test func losslessRoundTripIsExact() throws {
     let n = GradientCodec.chunkElements + 12345
     let g = slab(n, seed: 1)

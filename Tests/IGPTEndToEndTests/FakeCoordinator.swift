@@ -2,7 +2,7 @@ import Foundation
 import CZeroMQ
 @testable import IGPTCluster
 import IGPTKernels
-import IGPTModel
+@testable import IGPTModel
 import IGPTTraining
 
 /// A coordinator played by the test: a real ROUTER socket speaking the protocol by hand, so a
@@ -37,7 +37,9 @@ final class FakeCoordinator {
   /// A welcome for `model` that accepts the worker's numerics as they are (policy any).
   func welcome(_ model: ModelConfig, threads: Int = 1, codec: RunConfig.GradientCodecKind = .lossless, interval: Double = 0.2,
                misses: Int = 50) throws -> Message {
-    let fingerprint = try NumericsFingerprint.measure(model, threads: threads)
+    // a fingerprint by hand: measuring one here would change Parallel.threads under other tests
+    let fingerprint = NumericsFingerprint(openblas: "fake", openblasCore: "fake", kernelCPU: "fake", threads: threads,
+                                          shape: .init(model), probe: "0000000000000000")
     let w = Meta.Welcome(runHash: runHash, model: model, threads: threads, codec: codec, heartbeatInterval: interval,
                          heartbeatMisses: misses, step: 0, steps: 10, recompute: false, numerics: fingerprint, policy: .any)
     return Message(.welcome, runHash: runHash, meta: w)

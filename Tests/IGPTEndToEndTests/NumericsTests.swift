@@ -19,7 +19,7 @@ import Testing
   }
 
   @Test func aWorkerWithOtherKernelsIsPinnedAndTheModelIsIdentical() throws {
-    let s = try ClusterTests.setUp("numerics-pin")
+    let s = try ClusterTests.setUp("numerics-pin", steps: 400)  // long enough for the pinned worker to re-execute and join
     let (mine, other) = try Self.cores()
     let port = 5931
     let c = try ClusterProcess("c", ["coordinator", "--config", s.config, "--run", s.dir + "/pin", "--bind", "tcp://127.0.0.1:\(port)"],

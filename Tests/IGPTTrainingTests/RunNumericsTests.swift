@@ -77,5 +77,6 @@ import Testing
     #expect(c.cluster.numerics == .any && c.cluster.openblasCore == "Haswell" && c.probes.seed == 4)
     #expect(RunConfig().cluster.numerics == .strict && RunConfig().cluster.openblasCore == nil)
     #expect(throws: ConfigError.self) { try RunConfig.parse("cluster: {numerics: loose}") }
+    #expect(throws: ConfigError.self) { try RunConfig.parse("cluster: {openblas_core: haswell}") }
   }
 }
