@@ -56,7 +56,6 @@ CORETYPE ?= Sandybridge
 NUMERICS_SUITES := ProbeTests|FineTunerTests|ModelTests|ModelGradientTests|KernelGradientTests|AttentionTests|TrainingTests|RunNumericsTests|ClusterTests|ProbeJobTests|NumericsTests|TrainCommandTests
 test-kernels: setup
 	swift build $(SWIFT_TEST_FLAGS) --product igpt
-	swift build $(SWIFT_TEST_FLAGS) --build-tests
 	# (the variable set only for the run: SwiftPM rebuilds everything when the environment changes)
 	OPENBLAS_CORETYPE=$(CORETYPE) swift test $(SWIFT_TEST_FLAGS) --skip-build --filter '$(NUMERICS_SUITES)'
 
