@@ -56,7 +56,7 @@ CORETYPE ?= Sandybridge
 NUMERICS_SUITES := ProbeTests|FineTunerTests|ModelTests|ModelGradientTests|KernelGradientTests|AttentionTests|TrainingTests|RunNumericsTests|ClusterTests|ProbeJobTests|NumericsTests|TrainCommandTests
 test-kernels: setup
 	swift build $(SWIFT_TEST_FLAGS) --product igpt
-	# (the variable set only for the run: SwiftPM rebuilds everything when the environment changes)
+	# the tests make test built, run with the variable set (a build with it set was seen to rebuild everything)
 	OPENBLAS_CORETYPE=$(CORETYPE) swift test $(SWIFT_TEST_FLAGS) --skip-build --filter '$(NUMERICS_SUITES)'
 
 ## bench: training throughput at the reference shape (beside the sgemm ceiling) and data preparation speed
