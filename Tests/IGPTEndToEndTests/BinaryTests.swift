@@ -1,4 +1,5 @@
 import Foundation
+import IGPTTestSupport
 import Testing
 import IGPTKernels
 
@@ -34,6 +35,31 @@ import IGPTKernels
     } else {
       #expect(r.status == 0, "\(r.stderr)")
     }
+  }
+
+  /// `info` prints the numerics fingerprint: the same twice, another with another thread count,
+  /// at a run config's widths when given one, and the bench JSON carries it.
+  @Test func infoAndBenchCarryTheNumericsFingerprint() throws {
+    func numerics(_ args: [String]) throws -> [String: Any] {
+      let r = try IGPTBinary.run(args)
+      #expect(r.status == 0, "\(r.stderr)")
+      return try #require(try IGPTBinary.json(r.stdout)["numerics"] as? [String: Any], "\(r.stdout)")
+    }
+    let a = try numerics(["info", "--json", "--threads", "2"])
+    let probe = try #require(a["probe"] as? String)
+    #expect(probe.count == 16 && a["threads"] as? Int == 2 && a["openblasCore"] as? String != nil && a["kernelCPU"] as? String != nil)
+    #expect(try numerics(["info", "--json", "--threads", "2"])["probe"] as? String == probe)
+    #expect(try numerics(["info", "--json", "--threads", "1"])["probe"] as? String != probe)
+    let dir = Fixtures.directory("info-config")
+    try "model: {layers: 2, embd: 32, heads: 2, seq: 16, vocab: 4}\ndata: {store: /nowhere}\ntrain: {threads: 1}\n"
+      .write(toFile: dir + "/c.yaml", atomically: true, encoding: .utf8)
+    let c = try numerics(["info", "--json", "--config", dir + "/c.yaml"])
+    #expect((c["shape"] as? [String: Any])?["embd"] as? Int == 32 && c["threads"] as? Int == 1)
+    let bench = try numerics(["bench", "--layers", "1", "--embd", "32", "--heads", "2", "--seq", "16", "--batch", "2", "--vocab", "4",
+                              "--threads", "1", "--steps", "2"])
+    #expect((bench["shape"] as? [String: Any])?["embd"] as? Int == 32 && bench["threads"] as? Int == 1)
+    let missing = try IGPTBinary.run(["info", "--config", dir + "/none.yaml"])
+    #expect(missing.status != 0 && missing.stderr.split(separator: "\n").count == 1, "\(missing.stderr)")
   }
 
   /// A core type the user sets is respected (and proves the variable reaches OpenBLAS).

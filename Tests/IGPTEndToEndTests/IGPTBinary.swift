@@ -2,8 +2,10 @@ import Foundation
 
 /// Runs the built `igpt` binary as a real process.
 enum IGPTBinary {
+  /// $IGPT_BINARY if set (e.g. an AVX2 build in .build-haswell, cluster/README.md), else
   /// .build/release/igpt (built by `make test` before the tests), else .build/debug/igpt.
   static var url: URL {
+    if let path = ProcessInfo.processInfo.environment["IGPT_BINARY"], !path.isEmpty { return URL(fileURLWithPath: path) }
     let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
       .deletingLastPathComponent().deletingLastPathComponent()
     for config in ["release", "debug"] {

@@ -11,16 +11,23 @@ import Testing
 @Suite(.serialized) struct WorkerFaultTests {
   static let small = ModelConfig(layers: 1, embd: 16, heads: 2, seq: 8, vocab: 4)
 
-  func worker(_ dir: String, port: Int) throws -> ClusterProcess {
-    try ClusterProcess("w", ["worker", "--connect", "tcp://127.0.0.1:\(port)", "--give-up-after", "30"], logDir: dir)
+  /// A fake coordinator on `port`, a real worker connected to it, and the worker's hello.
+  func start(_ name: String, port: Int, receiveHighWaterMark: Int32? = nil) throws
+    -> (fake: FakeCoordinator, worker: ClusterProcess, hello: (id: Data, message: Message))
+  {
+    let fake = try FakeCoordinator(port: port, receiveHighWaterMark: receiveHighWaterMark)
+    let w = try ClusterProcess("w", ["worker", "--connect", "tcp://127.0.0.1:\(port)", "--give-up-after", "30"],
+                               logDir: Fixtures.directory(name))
+    guard let hello = fake.next([.hello]) else {
+      w.kill()
+      throw ClusterError("no hello from the worker: \(w.log)")
+    }
+    return (fake, w, hello)
   }
 
   @Test func malformedWelcomeAndRefuseAreDroppedNotFatal() throws {
-    let dir = Fixtures.directory("worker-malformed")
-    let fake = try FakeCoordinator(port: 5941)
-    let w = try worker(dir, port: 5941)
+    let (fake, w, hello) = try start("worker-malformed", port: 5941)
     defer { w.kill() }
-    let hello = try #require(fake.next([.hello]), "\(w.log)")
     #expect(try hello.message.decodeMeta(Meta.Hello.self).numerics?.openblasCore != nil, "the hello says the worker's numerics")
     fake.send(Message(.welcome, runHash: fake.runHash, meta: Data("{\"runHash\": 1}".utf8)), to: hello.id)
     fake.send(Message(.refuse, meta: Data("not json".utf8)), to: hello.id)
@@ -36,11 +43,8 @@ import Testing
   /// welcome is set up (before, it was set up at once: the job's bf16 residual was freed and the
   /// thread count changed under it).
   @Test func aWelcomeDuringAJobIsSetUpWhenTheJobEnds() throws {
-    let dir = Fixtures.directory("worker-rewelcome")
-    let fake = try FakeCoordinator(port: 5943)
-    let w = try worker(dir, port: 5943)
+    let (fake, w, hello) = try start("worker-rewelcome", port: 5943)
     defer { w.kill() }
-    let hello = try #require(fake.next([.hello]), "\(w.log)")
     let big = ModelConfig(layers: 4, embd: 128, heads: 4, seq: 256, vocab: 16)
     fake.send(try fake.welcome(big, codec: .bf16), to: hello.id)
     _ = try #require(fake.next([.ready]), "\(w.log)")
@@ -63,11 +67,8 @@ import Testing
   /// "gone" (no parameters at that version), and the worker drops the task instead of fetching
   /// again and again with its queue blocked behind it.
   @Test func aFeatureTaskOfAnEndedProbeIsDropped() throws {
-    let dir = Fixtures.directory("worker-probe-gone")
-    let fake = try FakeCoordinator(port: 5945)
-    let w = try worker(dir, port: 5945)
+    let (fake, w, hello) = try start("worker-probe-gone", port: 5945)
     defer { w.kill() }
-    let hello = try #require(fake.next([.hello]), "\(w.log)")
     fake.send(try fake.welcome(Self.small), to: hello.id)
     _ = try #require(fake.next([.ready]), "\(w.log)")
     let probeVersion = Message.probeVersionBase + 7
@@ -88,11 +89,8 @@ import Testing
   /// the coordinator is busy and reads nothing) is kept and sent when the queue drains, not
   /// dropped to wait for the task timeout.
   @Test func aResultThatCannotBeSentAtOnceIsSentLater() throws {
-    let dir = Fixtures.directory("worker-send-full")
-    let fake = try FakeCoordinator(port: 5947, receiveHighWaterMark: 1)
-    let w = try worker(dir, port: 5947)
+    let (fake, w, hello) = try start("worker-send-full", port: 5947, receiveHighWaterMark: 1)
     defer { w.kill() }
-    let hello = try #require(fake.next([.hello]), "\(w.log)")
     // about 40 MB of gradient: the first result alone fills the TCP buffers
     let wide = ModelConfig(layers: 2, embd: 640, heads: 10, seq: 8, vocab: 4)
     fake.send(try fake.welcome(wide, interval: 0.02, misses: 5000), to: hello.id)

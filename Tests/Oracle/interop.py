@@ -104,19 +104,27 @@ for label, kwargs in [("one file", {}), ("sharded", {"max_shard_size": "40KB"})]
           abs(got - want) <= 1e-5, f"transformers {want:.7f}, igpt eval {got:.7f}, |diff| {abs(got - want):.1e}")
 
 # 3. the image processor with our palette gives our tokens
-processor = ImageGPTImageProcessor.from_pretrained(step)
-test_dir = os.path.join(work, "src", "test", "a")
-images = [Image.open(os.path.join(test_dir, f)).convert("RGB") for f in sorted(os.listdir(test_dir))]
-hf_ids = processor(images=images, do_resize=False, return_tensors="np")["input_ids"]
-with open(os.path.join(store, "test-00000.shard"), "rb") as f:
-    raw = f.read()
-token_bytes, seq, count = (int.from_bytes(raw[8 + 4 * i:12 + 4 * i], "little") for i in range(3))
-stored = np.frombuffer(raw[32:32 + count * seq * token_bytes], dtype=np.uint8 if token_bytes == 1 else "<u2").reshape(count, seq)
-sources = np.frombuffer(raw[32 + count * seq * token_bytes + 4 * count:32 + count * seq * token_bytes + 8 * count], dtype="<i4")
-ordered = stored[np.argsort(sources)]
-same = int((ordered == hf_ids).sum())
-check("ImageGPTImageProcessor(clusters from preprocessor_config.json)", same == ordered.size,
-      f"{same} of {ordered.size} pixels give the same token")
+def stored_test_tokens(store):
+    """The test split's tokens as igpt prepare stored them, in source-image order."""
+    with open(os.path.join(store, "test-00000.shard"), "rb") as f:
+        raw = f.read()
+    token_bytes, seq, count = (int.from_bytes(raw[8 + 4 * i:12 + 4 * i], "little") for i in range(3))
+    end = 32 + count * seq * token_bytes
+    tokens = np.frombuffer(raw[32:end], dtype=np.uint8 if token_bytes == 1 else "<u2").reshape(count, seq)
+    sources = np.frombuffer(raw[end + 4 * count:end + 8 * count], dtype="<i4")
+    return tokens[np.argsort(sources)]
+
+
+def check_processor(name, model_dir, images_dir, store):
+    processor = ImageGPTImageProcessor.from_pretrained(model_dir)
+    images = [Image.open(os.path.join(images_dir, f)).convert("RGB") for f in sorted(os.listdir(images_dir))]
+    hf_ids = processor(images=images, do_resize=False, return_tensors="np")["input_ids"]
+    ours = stored_test_tokens(store)
+    same = int((ours == hf_ids).sum())
+    check(name, same == ours.size, f"{same} of {ours.size} pixels give the same token")
+
+
+check_processor("ImageGPTImageProcessor(clusters from preprocessor_config.json)", step, os.path.join(work, "src", "test", "a"), store)
 
 # ... and with a grey palette, written as (V, 3) with equal channels
 for split, n in [("train", 48), ("test", 8)]:
@@ -130,18 +138,7 @@ if not os.path.exists(grey_store):
     run("prepare", "--dataset", os.path.join(work, "grey"), "--resolution", str(R), "--palette", "16", "--out", grey_store)
 if not os.path.exists(grey_hf):
     run("export", "--checkpoint", step, "--data", grey_store, "--out", grey_hf)
-processor = ImageGPTImageProcessor.from_pretrained(grey_hf)
-test_dir = os.path.join(work, "grey", "test", "a")
-images = [Image.open(os.path.join(test_dir, f)).convert("RGB") for f in sorted(os.listdir(test_dir))]
-hf_ids = processor(images=images, do_resize=False, return_tensors="np")["input_ids"]
-with open(os.path.join(grey_store, "test-00000.shard"), "rb") as f:
-    raw = f.read()
-token_bytes, seq, count = (int.from_bytes(raw[8 + 4 * i:12 + 4 * i], "little") for i in range(3))
-stored = np.frombuffer(raw[32:32 + count * seq * token_bytes], dtype=np.uint8).reshape(count, seq)
-sources = np.frombuffer(raw[32 + count * seq * token_bytes + 4 * count:32 + count * seq * token_bytes + 8 * count], dtype="<i4")
-ordered = stored[np.argsort(sources)]
-same = int((ordered == hf_ids).sum())
-check("ImageGPTImageProcessor(grey palette as equal channels)", same == ordered.size, f"{same} of {ordered.size} pixels give the same token")
+check_processor("ImageGPTImageProcessor(grey palette as equal channels)", grey_hf, os.path.join(work, "grey", "test", "a"), grey_store)
 
 # 4. TensorBoard's own reader sees every scalar of metrics.jsonl (float32)
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
