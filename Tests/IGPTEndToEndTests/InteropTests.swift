@@ -35,6 +35,13 @@ import Testing
     // sampling from the HF directory takes its palette from preprocessor_config.json
     let sample = try IGPTBinary.run(["sample", "--checkpoint", out, "--count", "2", "--out", s.dir + "/hf-samples.png"])
     #expect(sample.status == 0 && FileManager.default.fileExists(atPath: s.dir + "/hf-samples.png"), "\(sample.stderr)")
+    // prepare takes the palette from a HF directory (its preprocessor_config.json)
+    let src = Fixtures.directory("interop-src")
+    Fixtures.folderDataset(at: src + "/train", classes: ["a", "b"], perClass: 6, side: 8)
+    let fromHF = try IGPTBinary.run(["prepare", "--dataset", src, "--resolution", "8", "--palette-from", out,
+                                     "--out", s.dir + "/store-from-hf"])
+    #expect(fromHF.status == 0, "\(fromHF.stderr)")
+    #expect(try TokenStore(path: s.dir + "/store-from-hf").palette == (try TokenStore(path: s.store).palette))
     let again = try IGPTBinary.run(["export", "--checkpoint", out, "--out", out])
     #expect(again.status != 0 && again.stderr.contains("already exists"), "\(again.stderr)")
     // HF's ImageGPT is causal only
