@@ -23,7 +23,7 @@ public final class ClusterClient {
       guard socket.poll(timeout: deadline.timeIntervalSinceNow), let r = socket.receive(), r.frames.count == 1 else { continue }
       let reply = try Message.decode(r.frames[0])
       if reply.kind == .refuse {
-        throw ClusterError("\(endpoint) refused: \((try? reply.decodeMeta(Meta.Refuse.self).reason) ?? "no reason given")")
+        throw ClusterError("\(endpoint) refused: \((try? reply.decodeMeta(Wire.Refuse.self).reason) ?? "no reason given")")
       }
       if reply.kind == kind { return reply }
     }

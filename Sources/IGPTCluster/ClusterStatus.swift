@@ -61,3 +61,29 @@ public struct ClusterStatus: Codable, Sendable {
     n >= 1 << 20 ? String(format: "%.1f MB", Double(n) / 1e6) : String(format: "%.1f kB", Double(n) / 1e3)
   }
 }
+
+extension Coordinator {
+  /// What `igpt status` shows now.
+  func status() -> ClusterStatus {
+    let now = Date()
+    let s = trainer.step
+    var queued: [String] = []
+    if phase.validating && !phase.validationComplete { queued.append("validation at step \(s)") }
+    queued.append("checkpoint at step \(training.nextCheckpointStep)")
+    for job in probes.queue.jobs where job.state == .queued || job.state == .running { queued.append(job.summary) }
+    if config.train.valEvery > 0 { queued.append("validation at step \(min(config.train.steps, (s / config.train.valEvery + 1) * config.train.valEvery))") }
+    let slots = scheduler.slots
+    return ClusterStatus(
+      runDir: training.runDir, step: s, steps: training.end, loss: trainer.lastLoss, valLoss: trainer.lastValLoss,
+      tokensPerSecond: tokensPerSecond, elapsedSeconds: now.timeIntervalSince(training.started), codec: config.cluster.codec.rawValue,
+      workers: members.ids.compactMap { members[$0] }.sorted { $0.name < $1.name }.map {
+        ClusterStatus.Worker(name: $0.name, address: $0.address, host: $0.host, pid: $0.pid,
+                             secondsSinceHeartbeat: now.timeIntervalSince($0.lastHeard), microbatchesDone: $0.microbatchesDone,
+                             bytesSent: $0.bytesSent, bytesReceived: $0.bytesReceived, busy: !(slots[$0.id]?.held.isEmpty ?? true))
+      },
+      insecure: insecure, encrypted: zap != nil, queuedTasks: queued,
+      microbatchesPending: scheduler.pending(.training) - slots.values.reduce(0) { $0 + $1.held.count },
+      microbatchesOutstanding: slots.values.reduce(0) { $0 + $1.held.count }, droppedMessages: badInput.total,
+      numerics: numerics.fingerprint.summary + " (\(numerics.policy.rawValue))", reproducible: numerics.reproducible)
+  }
+}

@@ -14,13 +14,15 @@ import IGPTData
 public struct Message: Equatable, Sendable {
   /// 3: feature tasks name the deepest layer wanted (workers stop their passes there).
   /// 4: hello, welcome and ready carry numerics fingerprints; refuse can pin a worker.
-  public static let protocolVersion: UInt16 = 4
+  /// 5: gradient tasks are blocks of a step's microbatch tree (one gradient per block), results
+  /// carry each microbatch's loss, ready names the parameter version it holds.
+  public static let protocolVersion: UInt16 = 5
   public static let headerSize = 40
   static let magic: [UInt8] = Array("IGPT".utf8)
   /// Parameter version of messages not tied to one.
   public static let noVersion = UInt64.max
   /// Versions from here up name the parameter snapshot of a probe job (base + job id).
-  public static let probeVersionBase: UInt64 = 1 << 62
+  public static let probeSnapshotBase: UInt64 = 1 << 62
 
   public enum Kind: UInt16, Sendable, CaseIterable {
     case hello = 1, welcome, refuse, heartbeat, ready, params, task, result, done, reset

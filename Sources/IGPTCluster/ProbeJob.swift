@@ -37,7 +37,7 @@ public struct ProbeJob: Codable, Sendable {
     }
 
     /// The run's probes settings with a submission's overrides.
-    public init(_ p: RunConfig.Probes, overriddenBy s: Meta.ProbeSubmit? = nil) {
+    public init(_ p: RunConfig.Probes, overriddenBy s: Wire.ProbeSubmit? = nil) {
       self.init(layers: s?.layers ?? p.layers, trainImages: s?.trainImages ?? p.trainImages,
                 evalImages: s?.evalImages ?? p.evalImages, labelsPerClass: s?.labelsPerClass ?? p.labelsPerClass,
                 concat: s?.concat ?? p.concat, rawPixels: s?.rawPixels ?? p.rawPixels, masks: s?.masks ?? p.masks,

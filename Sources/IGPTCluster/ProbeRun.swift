@@ -5,20 +5,17 @@ import IGPTModel
 import IGPTProbe
 
 /// A probe job in progress on the coordinator: the parameter snapshot it uses, its feature
-/// microbatches (handed to workers between training microbatches), the features collected,
-/// and the probes fitted on a background thread once they are all in.
+/// microbatches (scheduled between training tasks), the features collected, and the probes
+/// fitted on a background thread once they are all in.
 final class ProbeRun {
   struct FeatureTask {
-    var meta: Meta.Task
+    var meta: Wire.Task
     var body: Data
     var split: Int
     /// Position of the task's first image among the split's chosen images.
     var offset: Int
     /// Which of the BERT masks (0 for AR models).
     var pass: Int
-    var sentAt: Date?
-    var requeued = false
-    var done = false
   }
 
   let jobId: Int
@@ -32,8 +29,10 @@ final class ProbeRun {
   let deepest: Int
   let width: Int
   let passes: Int
-  var tasks: [FeatureTask] = []
-  var queue: [Int] = []
+  /// Tasks in order; `tasks[id - firstTaskId]` is task id.
+  private(set) var tasks: [FeatureTask] = []
+  let firstTaskId: UInt64
+  private var stored: Set<UInt64> = []
   /// pass -> split (train, val, test) -> layer -> count x C; averaged over passes in pass order.
   var features: [[[[Float]]]]
   let labels: [[Int]]
@@ -55,7 +54,8 @@ final class ProbeRun {
     jobId = job.id
     self.step = step
     request = job.request
-    version = Message.probeVersionBase + UInt64(job.id)
+    version = Message.probeSnapshotBase + UInt64(job.id)
+    self.firstTaskId = firstTaskId
     paramsPayload = GradientCodec.encode(model.params, count: model.parameterCount)
     modelLayers = model.config.layers
     width = model.config.embd
@@ -84,10 +84,10 @@ final class ProbeRun {
         for pass in 0..<passes {
           // the masks `igpt probe run --seed` draws for these images
           let mask = bert ? FeatureExtractor.masks(seed: job.request.seed, split: name, images: part, pass: pass, T: split.sequenceLength) : []
-          let meta = Meta.Task(id: id, kind: .features, step: step, micro: tasks.count, count: part.count,
+          let meta = Wire.Task(id: id, kind: .features, step: step, micro: tasks.count, count: part.count,
                                length: split.sequenceLength, scale: 1, hasMask: !mask.isEmpty, deepest: deepest)
           id += 1
-          tasks.append(FeatureTask(meta: meta, body: Meta.Task.body(tokens: tokens, mask: mask), split: s, offset: offset, pass: pass))
+          tasks.append(FeatureTask(meta: meta, body: Wire.Task.body(tokens: tokens, mask: mask), split: s, offset: offset, pass: pass))
         }
       }
     }
@@ -103,15 +103,20 @@ final class ProbeRun {
     } else {
       pixels = nil
     }
-    queue = Array(tasks.indices)
   }
 
-  var nextTaskId: UInt64 { (tasks.last?.meta.id ?? 0) + 1 }
-  var allFeaturesIn: Bool { tasks.allSatisfy(\.done) }
+  var taskIds: [UInt64] { tasks.map(\.meta.id) }
+  var nextTaskId: UInt64 { firstTaskId + UInt64(tasks.count) }
+  var allFeaturesIn: Bool { stored.count == tasks.count }
 
-  /// Stores a worker's features for task idx (throws on a malformed payload).
-  func store(_ idx: Int, payload: Data) throws {
-    let t = tasks[idx]
+  func task(_ id: UInt64) -> FeatureTask? {
+    guard id >= firstTaskId, id - firstTaskId < UInt64(tasks.count) else { return nil }
+    return tasks[Int(id - firstTaskId)]
+  }
+
+  /// Stores a worker's features for task id (throws on a malformed payload).
+  func store(_ id: UInt64, payload: Data) throws {
+    guard let t = task(id) else { throw ProtocolError("no feature task \(id) in probe job \(jobId)") }
     let n = (deepest + 1) * t.meta.count * width
     var f = [Float](repeating: 0, count: n)
     try f.withUnsafeMutableBufferPointer { try GradientCodec.decode(payload, into: $0.baseAddress!, count: n) }
@@ -119,7 +124,7 @@ final class ProbeRun {
     for l in 0...deepest {
       for i in 0..<(t.meta.count * width) { features[t.pass][t.split][l][t.offset * width + i] = f[(l * t.meta.count) * width + i] }
     }
-    tasks[idx].done = true
+    stored.insert(id)
   }
 
   /// Fits the probes on a background thread; `finished` reports the outcome.

@@ -50,7 +50,7 @@ public final class Worker {
 
   /// A finished computation, handed from the compute thread to the socket thread, which a
   /// byte on the wake-up pipe rouses from its poll at once.
-  final class Slot: @unchecked Sendable {
+  final class ComputeHandoff: @unchecked Sendable {
     let lock = NSLock()
     var message: Message?
     /// The connection the finished task came over.
@@ -90,15 +90,16 @@ public final class Worker {
 
   let options: Options
   var socket: ZMQSocket?
-  var welcome: Meta.Welcome?
+  var welcome: Wire.Welcome?
   /// A welcome that came while a job was computing: applied when it ends (it may change the
   /// model, the threads and the codec's residual under the job).
-  var pendingWelcome: Meta.Welcome?
+  var pendingWelcome: Wire.Welcome?
   /// This process's numerics at the welcome's widths and threads, sent in each ready.
   var fingerprint: NumericsFingerprint?
   var model: IGPT?
   var residual: UnsafeMutablePointer<Float>?
-  var have: UInt64?
+  /// Training parameter version in hand.
+  var parameterVersion: UInt64?
   var pendingParams: Message?
   /// The parameter snapshot of a probe job, kept beside the training parameters so probe
   /// feature tasks and gradient tasks can interleave without re-sending either.
@@ -108,13 +109,13 @@ public final class Worker {
   /// Results ZeroMQ did not take (the queue to the coordinator was full), sent again first.
   var unsent: [(id: UInt64, message: Message)] = []
   /// Tasks received and not started, with their decoded meta.
-  var pendingTasks: [(message: Message, task: Meta.Task)] = []
+  var pendingTasks: [(message: Message, task: Wire.Task)] = []
   /// Id of the task being computed.
   var computing: UInt64?
   var fetchSent = false
   /// Tasks held at once: one computing, one at hand for when it finishes.
   static let capacity = 2
-  let slot = Slot()
+  let slot = ComputeHandoff()
   var lastHeard = Date()
   var lastSent = Date.distantPast
   var connection = 0
@@ -167,7 +168,7 @@ public final class Worker {
         computing = nil
         // A result computed for an earlier connection is dropped: its run may have moved on.
         if c == connection && m.runHash == welcome?.runHash && (!unsent.isEmpty || !send(m)) {
-          unsent.append(((try? m.decodeMeta(Meta.Result.self))?.id ?? 0, m))
+          unsent.append(((try? m.decodeMeta(Wire.Result.self))?.id ?? 0, m))
           options.log("result not taken by ZeroMQ (the queue to the coordinator is full): kept to send again")
         }
       }
@@ -203,7 +204,7 @@ public final class Worker {
   }
 
   func sendHello() {
-    let hello = Meta.Hello(name: options.name, host: ProcessInfo.processInfo.hostName, pid: getpid(), config: options.config,
+    let hello = Wire.Hello(name: options.name, host: ProcessInfo.processInfo.hostName, pid: getpid(), config: options.config,
                            numerics: .current())
     send(Message(.hello, meta: hello))
   }
@@ -228,8 +229,8 @@ public final class Worker {
     }
     switch m.kind {
     case .welcome:
-      let w: Meta.Welcome
-      do { w = try m.decodeMeta(Meta.Welcome.self) } catch {
+      let w: Wire.Welcome
+      do { w = try m.decodeMeta(Wire.Welcome.self) } catch {
         badInput.note("dropped welcome: \(error)")
         return nil
       }
@@ -240,8 +241,8 @@ public final class Worker {
         sendReady()
       }
     case .refuse:
-      let why: Meta.Refuse
-      do { why = try m.decodeMeta(Meta.Refuse.self) } catch {
+      let why: Wire.Refuse
+      do { why = try m.decodeMeta(Wire.Refuse.self) } catch {
         badInput.note("dropped refuse: \(error)")
         return nil
       }
@@ -263,14 +264,14 @@ public final class Worker {
       pendingTasks = []
       sendHello()
     case .done:
-      let d = (try? m.decodeMeta(Meta.Done.self))?.step ?? -1
+      let d = (try? m.decodeMeta(Wire.Done.self))?.step ?? -1
       return .done(step: d)
     case .params:
       guard m.runHash == welcome?.runHash else { return nil }
-      if m.version >= Message.probeVersionBase { pendingProbeParams = m } else { pendingParams = m }
+      if m.version >= Message.probeSnapshotBase { pendingProbeParams = m } else { pendingParams = m }
     case .task:
       guard m.runHash == welcome?.runHash else { return nil }
-      do { pendingTasks.append((m, try m.decodeMeta(Meta.Task.self))) } catch {
+      do { pendingTasks.append((m, try m.decodeMeta(Wire.Task.self))) } catch {
         badInput.note("dropped task: \(error)")
         sendReady()
       }
@@ -282,7 +283,7 @@ public final class Worker {
     return nil
   }
 
-  func setUp(_ w: Meta.Welcome) throws {
+  func setUp(_ w: Wire.Welcome) throws {
     if model?.config != w.model {
       model = nil
       model = try IGPT(config: w.model)
@@ -307,7 +308,7 @@ public final class Worker {
       options.log("working for run \(String(w.runHash, radix: 16)) at step \(w.step)/\(w.steps): \(w.model.layers) layers x \(w.model.embd), \(model!.parameterCount) parameters, \(threads) threads, \(w.codec) gradients; numerics \(fingerprint!.summary)")
     }
     welcome = w
-    have = nil
+    parameterVersion = nil
   }
 
   /// Tells the coordinator how many more tasks fit here and which ones are held.
@@ -315,7 +316,7 @@ public final class Worker {
     guard let w = welcome else { return }
     // results not yet handed to ZeroMQ are held too: their microbatches are not lost
     let holding = (computing.map { [$0] } ?? []) + pendingTasks.map(\.task.id) + unsent.map(\.id)
-    send(Message(.ready, runHash: w.runHash, meta: Meta.Ready(credit: Self.capacity - holding.count, have: have, holding: holding,
+    send(Message(.ready, runHash: w.runHash, meta: Wire.Ready(credit: Self.capacity - holding.count, parameterVersion: parameterVersion, holding: holding,
                                                               numerics: fingerprint)))
   }
 
@@ -325,7 +326,7 @@ public final class Worker {
     for p in [pendingParams, pendingProbeParams].compactMap({ $0 }) where p.body.isEmpty {
       // "gone": the coordinator has no parameters at that version any more (a probe job that
       // ended): its tasks are obsolete
-      if p.version >= Message.probeVersionBase { pendingProbeParams = nil } else { pendingParams = nil }
+      if p.version >= Message.probeSnapshotBase { pendingProbeParams = nil } else { pendingParams = nil }
       fetchSent = false
       pendingTasks.removeAll { $0.message.version == p.version }
       sendReady()
@@ -335,10 +336,10 @@ public final class Worker {
       fetchSent = false
       do {
         try GradientCodec.decode(p.body, into: model.params, count: model.parameterCount)
-        have = p.version
+        parameterVersion = p.version
       } catch {
         badInput.note("dropped parameters: \(error)")
-        have = nil
+        parameterVersion = nil
       }
     }
     if let p = pendingProbeParams {
@@ -366,8 +367,8 @@ public final class Worker {
       startJob(m, t, model: probeModel, codec: .lossless, runHash: w.runHash)
       return
     }
-    if m.version != have {
-      if let h = have, m.version < h {
+    if m.version != parameterVersion {
+      if let h = parameterVersion, m.version < h {
         // Older than the parameters in hand: the coordinator has moved on.
         pendingTasks.removeFirst()
         sendReady()
@@ -382,67 +383,25 @@ public final class Worker {
   }
 
   /// Checks a task's tokens and computes it on a background thread.
-  func startJob(_ m: Message, _ t: Meta.Task, model: IGPT, codec: RunConfig.GradientCodecKind, runHash: UInt64) {
-    let data: (tokens: [Int32], mask: [UInt8])
+  func startJob(_ m: Message, _ t: Wire.Task, model: IGPT, codec: RunConfig.GradientCodecKind, runHash: UInt64) {
+    let microbatches: [Microbatch]
     do {
-      data = try t.decodeBody(m.body, vocab: model.config.vocab)
+      microbatches = try t.decodeMicrobatches(m.body, vocab: model.config.vocab)
       guard t.length == model.config.seq else { throw ProtocolError("task of length \(t.length) for a model of \(model.config.seq)") }
       if model.config.objective == .bert && !t.hasMask { throw ProtocolError("BERT task without a mask") }
+      if t.kind != .gradient && t.microbatches != 1 { throw ProtocolError("\(t.kind) task of \(t.microbatches) microbatches") }
     } catch {
       badInput.note("dropped task: \(error)")
       sendReady()
       return
     }
-    let mb = Microbatch(count: t.count, length: t.length, tokens: data.tokens, mask: data.mask)
-    let job = Job(model: model, residual: residual, codec: codec, runHash: runHash, version: m.version, task: t, microbatch: mb,
-                  stall: options.stallAfter.map { microbatchesDone >= $0 } ?? false)
+    let job = WorkerJob(model: model, residual: residual, codec: codec, runHash: runHash, version: m.version, task: t,
+                        microbatches: microbatches, stallAt: options.stallAfter.map { $0 - microbatchesDone })
     let handoff = slot
     handoff.lock.withLock { handoff.busy = true }
     computing = t.id
     let c = connection
     Thread.detachNewThread { handoff.finish(job.run(), connection: c) }
-    microbatchesDone += 1
-  }
-
-  /// One microbatch's computation, off the socket thread.
-  struct Job: @unchecked Sendable {
-    let model: IGPT
-    let residual: UnsafeMutablePointer<Float>?
-    let codec: RunConfig.GradientCodecKind
-    let runHash: UInt64
-    let version: UInt64
-    let task: Meta.Task
-    let microbatch: Microbatch
-    let stall: Bool
-
-    func run() -> Message {
-      while stall { Thread.sleep(forTimeInterval: 3600) }
-      let start = Date()
-      var body = Data()
-      let loss: Double
-      switch task.kind {
-      case .gradient:
-        loss = Gradient.compute(model: model, microbatch: microbatch, scale: task.scale)
-        body = codec == .bf16 && residual != nil
-          ? GradientCodec.encodeBF16(model.grads, residual: residual!, count: model.parameterCount)
-          : GradientCodec.encode(model.grads, count: model.parameterCount)
-      case .validation:
-        loss = Gradient.loss(model: model, microbatch: microbatch)
-      case .features:
-        // (deepest + 1) layers x count x C, layer-major
-        let deepest = min(max(task.deepest ?? model.config.layers, 0), model.config.layers)
-        let f = microbatch.tokens.withUnsafeBufferPointer { tk in
-          microbatch.mask.withUnsafeBufferPointer { mk in
-            model.allFeatures(tokens: tk.baseAddress!, mask: microbatch.mask.isEmpty ? nil : mk.baseAddress, batch: microbatch.count,
-                              through: deepest)
-          }
-        }.flatMap { $0 }
-        body = f.withUnsafeBufferPointer { GradientCodec.encode($0.baseAddress!, count: f.count) }
-        loss = 0
-      }
-      let meta = Meta.Result(id: task.id, kind: task.kind, step: task.step, micro: task.micro, loss: loss,
-                             seconds: Date().timeIntervalSince(start))
-      return Message(.result, runHash: runHash, version: version, meta: meta, body: body)
-    }
+    microbatchesDone += microbatches.count
   }
 }

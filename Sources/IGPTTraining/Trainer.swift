@@ -88,20 +88,25 @@ public final class Trainer {
     return StepResult(loss: loss, gradNorm: norm, learningRate: lr)
   }
 
-  /// One optimizer step on this host.
+  /// The tree this run sums each step's microbatch gradients in.
+  public var gradientTree: GradientTree { GradientTree(count: microbatchesPerStep) }
+
+  /// One optimizer step on this host: the microbatches' gradients summed in the step's tree
+  /// (`GradientTree`), as a cluster sums them.
   public func trainStep() throws -> StepResult {
     let n = microbatchesPerStep
     let scale = Float(config.train.microbatch) / Float(config.train.batch)
     if optimizer.sharesGradient {
       return applyUpdate(loss: Gradient.compute(model: model, microbatch: try microbatch(step: step, micro: 0), scale: 1))
     }
-    optimizer.zeroGradient()
+    let sum = GradientReduction(tree: gradientTree, parameterCount: model.parameterCount, output: optimizer.gradient)
     var loss = 0.0
     for micro in 0..<n {
       let mb = try microbatch(step: step, micro: micro)
       loss += Gradient.compute(model: model, microbatch: mb, scale: scale) * Double(scale)
-      optimizer.accumulate(model.grads)
+      sum.add(sum.tree.leaf(micro), values: model.grads)
     }
+    precondition(sum.isComplete, "the step's gradient tree is incomplete")
     return applyUpdate(loss: loss)
   }
 

@@ -45,38 +45,25 @@ struct CoordinatorCommand: ParsableCommand {
     if curve == nil && !Self.isLoopback(bind) && !insecure {
       throw CleanError("--bind \(bind) is reachable from other hosts: without keys igpt binds only to loopback (127.0.0.1); add --insecure to accept unencrypted, unauthenticated workers")
     }
-    let store = try TokenStore(path: c.data.store)
     // the numerics every worker computes with: this host's, cluster.openblas_core, or the one
     // the run recorded (this process may re-execute pinned to it)
-    let shape = try c.modelConfig(storeSequenceLength: store.manifest.sequenceLength, storeVocab: store.palette.count)
-    let numerics = try RunNumerics.establish(config: c, model: shape, recorded: resume ? Checkpoint.newestState(runDir: runDir) : nil,
-                                             log: { logLine(stamp($0)) })
-    var loaded: Checkpoint.Loaded?
-    if resume {
-      loaded = Checkpoint.newestGood(runDir: runDir) { logLine("warning: \($0)") }
-      if loaded == nil { logLine("no intact checkpoint in \(runDir): starting from step 0") }
-    } else if !Checkpoint.list(runDir: runDir).isEmpty {
-      throw CleanError("\(runDir) already has checkpoints: add --resume to continue it, or choose another --run")
+    let run: TrainingRun
+    do { run = try TrainingRun(config: c, runDir: runDir, resume: resume, end: c.train.steps, log: { logLine(stamp($0)) }) } catch let e as ConfigError {
+      throw CleanError(e.description)
     }
-    try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
-    let trainer = try Trainer(config: c, store: store, resumeFrom: loaded)
-    let resumedFrom = loaded?.path
-    loaded = nil  // unmaps the checkpoint's optimizer file now that it is copied
-    if trainer.step >= c.train.steps {
+    let trainer = run.trainer
+    if run.isFinished {
       logLine("already at step \(trainer.step) of \(c.train.steps): nothing to do")
       return
     }
     StopSignal.install()
     HangupSignal.install()
-    var coordinatorOptions = Coordinator.Options(runDir: runDir, bind: bind, end: c.train.steps, log: { logLine(stamp($0)) },
-                                                 shouldStop: { StopSignal.received != 0 })
+    var coordinatorOptions = Coordinator.Options(bind: bind, log: { logLine(stamp($0)) }, shouldStop: { StopSignal.received != 0 })
     coordinatorOptions.curve = curve
-    coordinatorOptions.numerics = numerics
     coordinatorOptions.reloadRequested = { HangupSignal.take() }
-    let coordinator = try Coordinator(trainer: trainer, options: coordinatorOptions)
-    logLine(stamp("igpt coordinator: listening on \(coordinator.endpoint); run \(String(coordinator.runHash, radix: 16)), \(trainer.model.parameterCount) parameters, batch \(c.train.batch) (\(trainer.microbatchesPerStep) x \(c.train.microbatch)), \(c.cluster.codec) gradients, step \(trainer.step) of \(c.train.steps)"))
-    if let resumedFrom { logLine(stamp("resumed from \(resumedFrom)")) }
-    logLine(stamp("numerics (\(numerics.policy.rawValue)): \(numerics.fingerprint.summary)\(numerics.reproducible ? "" : "; run marked NOT reproducible")"))
+    let coordinator = try Coordinator(run: run, options: coordinatorOptions)
+    logLine(stamp("igpt coordinator: listening on \(coordinator.endpoint); run \(String(coordinator.runHash, radix: 16)), \(c.cluster.codec) gradients"))
+    for line in run.openingLines { logLine(stamp(line)) }
     if let curve {
       logLine(stamp("CURVE: traffic encrypted, \(try ZAPHandler.readAllowList(curve.allow).count) allow-listed keys from \(curve.allow) (SIGHUP re-reads it); public key \(try curve.secret.publicKey().z85)"))
     }

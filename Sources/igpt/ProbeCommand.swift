@@ -42,10 +42,10 @@ struct ProbeCommand: ParsableCommand {
 
     func run() throws {
       let client = try ClusterClient(endpoint: coordinator, keys: try keys.load())
-      let submit = Meta.ProbeSubmit(layers: layers, trainImages: trainImages, evalImages: evalImages, labelsPerClass: labelsPerClass,
+      let submit = Wire.ProbeSubmit(layers: layers, trainImages: trainImages, evalImages: evalImages, labelsPerClass: labelsPerClass,
                                     concat: concat, rawPixels: rawPixels ? true : nil, masks: masks, seed: seed)
       let reply = try client.request(Message(.probeSubmit, meta: submit), expecting: .probeList, timeout: timeout)
-      let list = try reply.decodeMeta(Meta.ProbeList.self)
+      let list = try reply.decodeMeta(Wire.ProbeList.self)
       guard let job = list.jobs.first else { throw CleanError("the coordinator queued nothing") }
       print("queued \(job.summary)")
     }
@@ -60,7 +60,7 @@ struct ProbeCommand: ParsableCommand {
 
     func run() throws {
       let client = try ClusterClient(endpoint: coordinator, keys: try keys.load())
-      let list = try client.request(Message(.probeListRequest), expecting: .probeList, timeout: timeout).decodeMeta(Meta.ProbeList.self)
+      let list = try client.request(Message(.probeListRequest), expecting: .probeList, timeout: timeout).decodeMeta(Wire.ProbeList.self)
       if json {
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys]

@@ -24,60 +24,30 @@ struct TrainCommand: ParsableCommand {
   func run() throws {
     let c = try options.load()
     BLAS.setThreads(1)
-    let store = try TokenStore(path: c.data.store)
-    // what the run computes with: pinned to the recorded numerics when resuming (may re-execute)
-    let shape = try c.modelConfig(storeSequenceLength: store.manifest.sequenceLength, storeVocab: store.palette.count)
-    let numerics = try RunNumerics.establish(config: c, model: shape, recorded: resume ? Checkpoint.newestState(runDir: runDir) : nil,
-                                             log: logLine)
-    Parallel.threads = numerics.fingerprint.threads
-    let existing = Checkpoint.list(runDir: runDir)
-    var loaded: Checkpoint.Loaded?
-    if resume {
-      loaded = Checkpoint.newestGood(runDir: runDir) { logLine("warning: \($0)") }
-      if loaded == nil { logLine("no intact checkpoint in \(runDir): starting from step 0") }
-    } else if !existing.isEmpty {
-      throw CleanError("\(runDir) already has checkpoints: add --resume to continue it, or choose another --run")
-    }
-    try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
-    let trainer = try Trainer(config: c, store: store, resumeFrom: loaded)
-    trainer.numerics = numerics
-    let resumedFrom = loaded?.path
-    loaded = nil  // unmaps the checkpoint's optimizer file (igpt-l: 10.9 GB) now that it is copied
     let end = min(c.train.steps, stopAt ?? c.train.steps)
-    let metrics = try MetricsLog(path: (runDir as NSString).appendingPathComponent("metrics.jsonl"),
-                                 tensorboard: try TensorBoardLog(runDir: runDir, resumingAt: trainer.step))
-    logLine("igpt train: \(trainer.model.parameterCount) parameters (\(c.model.layers) layers, \(c.model.embd) wide, \(c.model.heads) heads, \(c.model.objective.rawValue)), \(trainer.train.count) train images of \(trainer.train.sequenceLength) tokens, \(store.palette.count) colours; batch \(c.train.batch) (\(trainer.microbatchesPerStep) x \(c.train.microbatch)), \(Parallel.threads) threads, BLAS \(BLAS.coreName)")
-    logLine("numerics: \(numerics.fingerprint.summary)\(numerics.reproducible ? "" : " (run marked not reproducible)")")
-    if let resumedFrom { logLine("resumed from \(resumedFrom) at step \(trainer.step)") }
-    if trainer.step >= end {
+    let run: TrainingRun
+    do { run = try TrainingRun(config: c, runDir: runDir, resume: resume, end: end, log: logLine) } catch let e as ConfigError {
+      throw CleanError(e.description)
+    }
+    Parallel.threads = run.numerics.fingerprint.threads
+    let trainer = run.trainer
+    let opening = run.openingLines
+    logLine("igpt train: \(opening[0]); \(Parallel.threads) threads, BLAS \(BLAS.coreName)")
+    for line in opening.dropFirst() { logLine(line) }
+    if run.isFinished {
       logLine("already at step \(trainer.step) of \(end): nothing to do")
       return
     }
     StopSignal.install()
     let progress = TrainingProgress(total: end, startStep: trainer.step, tokensPerStep: trainer.tokensPerStep)
-    while trainer.step < end {
+    while !run.isFinished {
       let r = try trainer.trainStep()
       let s = trainer.step
       progress.stepDone(step: s, loss: r.loss)
-      if s % c.train.logEvery == 0 || s == end {
-        metrics.append([
-          "step": s, "loss": r.loss, "bits_per_token": r.loss / log(2.0), "lr": r.learningRate,
-          "grad_norm": r.gradNorm, "tokens_per_s": progress.tokensPerSecond, "elapsed_s": progress.elapsed,
-        ])
-        progress.log(step: s, loss: r.loss)
-      }
-      if trainer.validationDue(afterStep: s) {
-        if let v = try trainer.validationLoss() {
-          metrics.append(["step": s, "val_loss": v, "val_bits_per_token": v / log(2.0)])
-          metrics.tensorboard?.samples(model: trainer.model, palette: store.palette, step: s)
-          progress.note(String(format: "step %d: val loss %.4f (%.3f bits/token)", s, v, v / log(2.0)))
-        }
-      }
+      if run.logDue(afterStep: s) { progress.log(run.recordStep(r, tokensPerSecond: progress.tokensPerSecond), step: s) }
+      if run.validationDue(afterStep: s), let v = try trainer.validationLoss() { progress.note(run.recordValidation(v)) }
       let stopping = StopSignal.received != 0
-      if s % c.checkpoint.every == 0 || s == end || stopping {
-        let path = try trainer.checkpoint(runDir: runDir)
-        progress.note("checkpoint \(path)")
-      }
+      if run.checkpointDue(afterStep: s, stopping: stopping) { progress.note(try run.checkpoint()) }
       if stopping {
         progress.note("stopped by \(StopSignal.name) at step \(s); continue with --resume")
         return
@@ -125,20 +95,20 @@ final class TrainingProgress {
   }
 
   private func line(step: Int, loss: Double) -> String {
-    let done = step - startStep
-    let rate = elapsed / Double(max(1, done))
-    let eta = Double(total - step) * rate
-    return String(format: "step %d/%d  loss %.4f  %.3f bits/token  %.0f tokens/s  ETA %@", step, total, loss,
-                  loss / Foundation.log(2.0), tokensPerSecond, Self.duration(eta))
+    TrainingRun.stepLine(step: step, end: total, loss: loss, tokensPerSecond: tokensPerSecond) + "  ETA " + Self.duration(eta(step: step))
+  }
+
+  private func eta(step: Int) -> Double {
+    Double(total - step) * elapsed / Double(max(1, step - startStep))
   }
 
   private func draw(step: Int, loss: Double) {
     FileHandle.standardError.write(Data(("\r" + line(step: step, loss: loss) + "\u{1B}[K").utf8))
   }
 
-  /// A logged step: a line of its own when not on a terminal.
-  func log(step: Int, loss: Double) {
-    if !isTTY { FileHandle.standardError.write(Data((line(step: step, loss: loss) + "\n").utf8)) }
+  /// A logged step's line (`TrainingRun.recordStep`): a line of its own when not on a terminal.
+  func log(_ line: String, step: Int) {
+    if !isTTY { FileHandle.standardError.write(Data((line + "  ETA " + Self.duration(eta(step: step)) + "\n").utf8)) }
   }
 
   /// A message on its own line.

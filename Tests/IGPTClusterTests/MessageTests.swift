@@ -7,11 +7,11 @@ import Testing
 
 @Suite struct MessageTests {
   @Test func roundTripKeepsEveryField() throws {
-    let task = Meta.Task(id: 7, kind: .gradient, step: 3, micro: 1, count: 2, length: 4, scale: 0.5, hasMask: false)
-    let m = Message(.task, runHash: 0xDEAD_BEEF, version: 3, meta: task, body: Meta.Task.body(tokens: [0, 1, 2, 3, 3, 2, 1, 0], mask: []))
+    let task = Wire.Task(id: 7, kind: .gradient, step: 3, micro: 1, count: 2, length: 4, scale: 0.5, hasMask: false)
+    let m = Message(.task, runHash: 0xDEAD_BEEF, version: 3, meta: task, body: Wire.Task.body(tokens: [0, 1, 2, 3, 3, 2, 1, 0], mask: []))
     let back = try Message.decode(m.encode())
     #expect(back == m)
-    let t = try back.decodeMeta(Meta.Task.self)
+    let t = try back.decodeMeta(Wire.Task.self)
     #expect(t.id == 7 && t.step == 3 && t.micro == 1 && t.scale == 0.5)
     let body = try t.decodeBody(back.body, vocab: 4)
     #expect(body.tokens == [0, 1, 2, 3, 3, 2, 1, 0] && body.mask.isEmpty)
@@ -60,9 +60,9 @@ import Testing
   /// (2^62 x 4 wraps to 0 in unchecked arithmetic).
   @Test func aTaskWhoseSizeOverflowsIsRejected() {
     for (count, length) in [(1 << 62, 4), (Int.max, 2), (1 << 61, 8)] {
-      let t = Meta.Task(id: 1, kind: .gradient, step: 0, micro: 0, count: count, length: length, scale: 1, hasMask: false)
+      let t = Wire.Task(id: 1, kind: .gradient, step: 0, micro: 0, count: count, length: length, scale: 1, hasMask: false)
       #expect(throws: ProtocolError.self) { try t.decodeBody(Data(), vocab: 4) }
-      let masked = Meta.Task(id: 1, kind: .gradient, step: 0, micro: 0, count: count, length: length, scale: 1, hasMask: true)
+      let masked = Wire.Task(id: 1, kind: .gradient, step: 0, micro: 0, count: count, length: length, scale: 1, hasMask: true)
       #expect(throws: ProtocolError.self) { try masked.decodeBody(Data(count: 5), vocab: 4) }
     }
   }
@@ -115,14 +115,14 @@ import Testing
     #expect(throws: ConfigError.self) { try RunConfig.parse("probes: {raw_pixels: 3}") }
     #expect(throws: ConfigError.self) { try RunConfig.parse("train: {recompute: yes please}") }
     // a request takes the config's defaults, a submission overrides them, and bad values are named
-    let r = ProbeJob.Request(c.probes, overriddenBy: Meta.ProbeSubmit(layers: "1", trainImages: nil, evalImages: nil, concat: 0))
+    let r = ProbeJob.Request(c.probes, overriddenBy: Wire.ProbeSubmit(layers: "1", trainImages: nil, evalImages: nil, concat: 0))
     #expect(r.layers == "1" && r.concat == 0 && r.labelsPerClass == 5 && r.rawPixels && r.masks == 4)
     #expect(r.problem(modelLayers: 4) == nil)
     #expect(ProbeJob.Request(layers: "1", trainImages: 40, evalImages: 10, concat: 9).problem(modelLayers: 4)?.contains("concat") == true)
     // recompute is memory, not bytes: a worker may differ in it
     var w = c
     w.train.recompute = false
-    #expect(Coordinator.difference(mine: c, theirs: w) == nil)
+    #expect(RunIdentity.difference(mine: c, theirs: w) == nil)
   }
 
   @Test func configDifferencesNameTheKey() throws {
@@ -132,11 +132,11 @@ import Testing
     b.data.store = "/elsewhere"
     b.probes.every = 100  // coordinator-only schedules do not matter either
     b.checkpoint.every = 7
-    #expect(Coordinator.difference(mine: a, theirs: b) == nil)
+    #expect(RunIdentity.difference(mine: a, theirs: b) == nil)
     b.train.lr = 0.02
-    #expect(Coordinator.difference(mine: a, theirs: b)?.hasPrefix("train.lr") == true)
+    #expect(RunIdentity.difference(mine: a, theirs: b)?.hasPrefix("train.lr") == true)
     b = a
     b.cluster.codec = .bf16
-    #expect(Coordinator.difference(mine: a, theirs: b)?.hasPrefix("cluster.codec") == true)
+    #expect(RunIdentity.difference(mine: a, theirs: b)?.hasPrefix("cluster.codec") == true)
   }
 }

@@ -171,7 +171,7 @@ import Testing
     let deadline = Date().addingTimeInterval(10)
     while refusal.isEmpty && Date() < deadline {
       if attacker.poll(timeout: 0.2), let r = attacker.receive(), let m = try? Message.decode(r.frames[0]), m.kind == .refuse {
-        refusal = (try? m.decodeMeta(Meta.Refuse.self).reason) ?? ""
+        refusal = (try? m.decodeMeta(Wire.Refuse.self).reason) ?? ""
       }
     }
     #expect(refusal.contains("protocol version"), "\(refusal)")

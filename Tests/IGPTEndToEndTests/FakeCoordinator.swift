@@ -40,7 +40,7 @@ final class FakeCoordinator {
     // a fingerprint by hand: measuring one here would change Parallel.threads under other tests
     let fingerprint = NumericsFingerprint(openblas: "fake", openblasCore: "fake", kernelCPU: "fake", threads: threads,
                                           shape: .init(model), probe: "0000000000000000")
-    let w = Meta.Welcome(runHash: runHash, model: model, threads: threads, codec: codec, heartbeatInterval: interval,
+    let w = Wire.Welcome(runHash: runHash, model: model, threads: threads, codec: codec, heartbeatInterval: interval,
                          heartbeatMisses: misses, step: 0, steps: 10, recompute: false, numerics: fingerprint, policy: .any)
     return Message(.welcome, runHash: runHash, meta: w)
   }
@@ -54,9 +54,9 @@ final class FakeCoordinator {
   }
 
   /// A gradient (or features) task of `count` images of token 1 (mask: every 4th position).
-  func task(id: UInt64, kind: Meta.Task.Kind = .gradient, count: Int, length: Int, version: UInt64 = 0) -> Message {
-    let meta = Meta.Task(id: id, kind: kind, step: 0, micro: Int(id), count: count, length: length, scale: 1, hasMask: false)
+  func task(id: UInt64, kind: Wire.Task.Kind = .gradient, count: Int, length: Int, version: UInt64 = 0) -> Message {
+    let meta = Wire.Task(id: id, kind: kind, step: 0, micro: Int(id), count: count, length: length, scale: 1, hasMask: false)
     return Message(.task, runHash: runHash, version: version, meta: meta,
-                   body: Meta.Task.body(tokens: [Int32](repeating: 1, count: count * length), mask: []))
+                   body: Wire.Task.body(tokens: [Int32](repeating: 1, count: count * length), mask: []))
   }
 }

@@ -28,14 +28,14 @@ import Testing
   @Test func malformedWelcomeAndRefuseAreDroppedNotFatal() throws {
     let (fake, w, hello) = try start("worker-malformed", port: 5941)
     defer { w.kill() }
-    #expect(try hello.message.decodeMeta(Meta.Hello.self).numerics?.openblasCore != nil, "the hello says the worker's numerics")
+    #expect(try hello.message.decodeMeta(Wire.Hello.self).numerics?.openblasCore != nil, "the hello says the worker's numerics")
     fake.send(Message(.welcome, runHash: fake.runHash, meta: Data("{\"runHash\": 1}".utf8)), to: hello.id)
     fake.send(Message(.refuse, meta: Data("not json".utf8)), to: hello.id)
     fake.send(try fake.welcome(Self.small), to: hello.id)
     let ready = try #require(fake.next([.ready]), "\(w.log)")
     #expect(w.process.isRunning, "\(w.log)")
     #expect(w.log.contains("dropped welcome") && w.log.contains("dropped refuse"), "\(w.log)")
-    #expect(try ready.message.decodeMeta(Meta.Ready.self).numerics?.shape.embd == 16, "the ready carries its fingerprint")
+    #expect(try ready.message.decodeMeta(Wire.Ready.self).numerics?.shape.embd == 16, "the ready carries its fingerprint")
   }
 
   /// A coordinator restarted with another config welcomes the worker again while it computes:
@@ -55,11 +55,11 @@ import Testing
     fake.send(try fake.welcome(Self.small, threads: 2), to: hello.id)
     let first = try #require(fake.next([.ready, .result]), "\(w.log)")
     #expect(first.message.kind == .result, "the job's result comes before the new welcome's ready: \(w.log)")
-    let r = try first.message.decodeMeta(Meta.Result.self)
-    #expect(r.id == 1 && r.loss.isFinite)
+    let r = try first.message.decodeMeta(Wire.Result.self)
+    #expect(r.id == 1 && r.losses.count == 1 && r.losses[0].isFinite)
     #expect(first.message.body.first == RunConfig.GradientCodecKind.bf16.code)
     let ready = try #require(fake.next([.ready]), "\(w.log)")
-    #expect(try ready.message.decodeMeta(Meta.Ready.self).numerics?.threads == 2)
+    #expect(try ready.message.decodeMeta(Wire.Ready.self).numerics?.threads == 2)
     #expect(w.process.isRunning, "\(w.log)")
   }
 
@@ -71,7 +71,7 @@ import Testing
     defer { w.kill() }
     fake.send(try fake.welcome(Self.small), to: hello.id)
     _ = try #require(fake.next([.ready]), "\(w.log)")
-    let probeVersion = Message.probeVersionBase + 7
+    let probeVersion = Message.probeSnapshotBase + 7
     fake.send(fake.task(id: 1, kind: .features, count: 2, length: 8, version: probeVersion), to: hello.id)
     fake.send(fake.task(id: 2, count: 2, length: 8), to: hello.id)
     let fetch = try #require(fake.next([.fetch]), "\(w.log)")
@@ -82,7 +82,7 @@ import Testing
     #expect(second.message.version == 0, "it fetches the gradient task's version, not the probe's again")
     fake.send(fake.params(count: try IGPT(config: Self.small).parameterCount), to: hello.id)
     let result = try #require(fake.next([.result], timeout: 10), "\(w.log)")
-    #expect(try result.message.decodeMeta(Meta.Result.self).id == 2)
+    #expect(try result.message.decodeMeta(Wire.Result.self).id == 2)
   }
 
   /// A result the worker cannot hand to ZeroMQ at once (its queue to the coordinator is full:
@@ -104,7 +104,7 @@ import Testing
     var results: Set<UInt64> = []
     let deadline = Date().addingTimeInterval(20)
     while results.count < 2, Date() < deadline, let r = fake.next([.result], timeout: 1) {
-      results.insert(try r.message.decodeMeta(Meta.Result.self).id)
+      results.insert(try r.message.decodeMeta(Wire.Result.self).id)
     }
     #expect(results == [1, 2], "\(w.log)")
     #expect(w.log.contains("kept to send again"), "\(w.log)")

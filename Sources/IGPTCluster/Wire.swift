@@ -2,8 +2,8 @@ import Foundation
 import IGPTModel
 import IGPTTraining
 
-/// The JSON meta parts of protocol messages, one struct per message type.
-public enum Meta {
+/// The JSON meta part of each protocol message, one struct per message type.
+public enum Wire {
   /// Worker or client -> coordinator: who is asking to join.
   public struct Hello: Codable, Sendable {
     public var name: String
@@ -49,24 +49,30 @@ public enum Meta {
     /// Tasks the worker can take now (each result it returns adds one).
     public var credit: Int
     /// Parameter version the worker holds (nil = none).
-    public var have: UInt64?
+    public var parameterVersion: UInt64?
     /// Ids of the tasks it holds (computing or waiting); any others it was sent are lost.
     public var holding: [UInt64]
     /// Its numerics fingerprint at the run's widths and threads (checked before it gets work).
     public var numerics: NumericsFingerprint? = nil
   }
 
-  /// Coordinator -> worker: compute one microbatch at the message's parameter version.
+  /// Coordinator -> worker: compute a task at the message's parameter version: one
+  /// microbatch, or (gradient tasks) a block of `microbatches` consecutive ones from `micro`,
+  /// a node of the step's `GradientTree`, summed there in that tree and sent as one gradient.
   public struct Task: Codable, Sendable {
     public enum Kind: String, Codable, Sendable { case gradient, validation, features }
     public var id: UInt64
     public var kind: Kind
     public var step: Int
+    /// The (first) microbatch.
     public var micro: Int
+    /// Images per microbatch.
     public var count: Int
     public var length: Int
     public var scale: Float
     public var hasMask: Bool
+    /// Microbatches in the task (a gradient block; 1 otherwise).
+    public var microbatches: Int = 1
     /// Feature tasks: the deepest layer wanted (the worker's forward passes stop there); nil = all.
     public var deepest: Int? = nil
   }
@@ -77,8 +83,8 @@ public enum Meta {
     public var kind: Task.Kind
     public var step: Int
     public var micro: Int
-    /// The microbatch's loss (mean per token as the model defines it).
-    public var loss: Double
+    /// Each microbatch's loss (mean per token as the model defines it), in order; empty for features.
+    public var losses: [Double]
     public var seconds: Double
   }
 
@@ -116,8 +122,13 @@ public enum Meta {
   }
 }
 
-extension Meta.Task {
-  /// Body of a task message: tokens as little-endian Int32, then the mask bytes (BERT).
+extension Wire.Task {
+  /// Body of a task message: the microbatches' tokens as little-endian Int32, then their mask
+  /// bytes (BERT).
+  static func body(_ microbatches: [Microbatch]) -> Data {
+    body(tokens: microbatches.flatMap(\.tokens), mask: microbatches.flatMap(\.mask))
+  }
+
   static func body(tokens: [Int32], mask: [UInt8]) -> Data {
     var d = Data(capacity: tokens.count * 4 + mask.count)
     tokens.withUnsafeBufferPointer { t in
@@ -127,12 +138,22 @@ extension Meta.Task {
     return d
   }
 
+  /// The task's microbatches from its body, checked against the meta and the vocabulary.
+  func decodeMicrobatches(_ body: Data, vocab: Int) throws -> [Microbatch] {
+    let (tokens, mask) = try decodeBody(body, vocab: vocab)
+    let n = count * length
+    return (0..<microbatches).map { i in
+      Microbatch(count: count, length: length, tokens: Array(tokens[i * n..<(i + 1) * n]), mask: mask.isEmpty ? [] : Array(mask[i * n..<(i + 1) * n]))
+    }
+  }
+
   /// Tokens and mask from a task body, checked against the meta and the vocabulary.
   func decodeBody(_ body: Data, vocab: Int) throws -> (tokens: [Int32], mask: [UInt8]) {
     // sizes from the wire: checked before any arithmetic that could overflow
-    let (n, overflow) = count.multipliedReportingOverflow(by: length)
-    guard count >= 1, length >= 1, !overflow, n <= body.count / 4, body.count == n * 4 + (hasMask ? n : 0) else {
-      throw ProtocolError("task body of \(body.count) bytes does not hold \(count) x \(length) tokens")
+    let (perMicrobatch, o1) = count.multipliedReportingOverflow(by: length)
+    let (n, o2) = perMicrobatch.multipliedReportingOverflow(by: microbatches)
+    guard count >= 1, length >= 1, microbatches >= 1, !o1, !o2, n <= body.count / 4, body.count == n * 4 + (hasMask ? n : 0) else {
+      throw ProtocolError("task body of \(body.count) bytes does not hold \(microbatches) x \(count) x \(length) tokens")
     }
     var tokens = [Int32](repeating: 0, count: n)
     body.withUnsafeBytes { raw in

@@ -1,0 +1,75 @@
+import Foundation
+import IGPTTraining
+
+/// The parameter server of a cluster run: sums the step's gradient in its tree from the blocks
+/// workers return, in whatever order, holding a bounded number of partial sums; serves the
+/// parameters; applies the update exactly as `igpt train` does.
+final class ParameterServer {
+  let trainer: Trainer
+  let codec: RunConfig.GradientCodecKind
+  let reduction: GradientReduction
+  /// The scaled loss of each microbatch of the step (summed in microbatch order at the end).
+  private var losses: [Double?]
+  private var payload: Data?
+  /// Seconds spent decoding and summing gradients and encoding parameters this step.
+  private(set) var transferSeconds = 0.0
+
+  init(trainer: Trainer, codec: RunConfig.GradientCodecKind) {
+    self.trainer = trainer
+    self.codec = codec
+    let tree = trainer.gradientTree
+    reduction = GradientReduction(tree: tree, parameterCount: trainer.model.parameterCount, output: trainer.optimizer.gradient,
+                                  capacity: GradientReduction.boundedCapacity(tree))
+    losses = Array(repeating: nil, count: tree.count)
+  }
+
+  var tree: GradientTree { reduction.tree }
+  var isComplete: Bool { reduction.isComplete }
+  var scale: Float { Float(trainer.config.train.microbatch) / Float(trainer.config.train.batch) }
+
+  /// A new step: nothing summed yet.
+  func beginStep() {
+    reduction.reset()
+    losses = Array(repeating: nil, count: tree.count)
+    transferSeconds = 0
+  }
+
+  /// Adds a block's gradient (an encoded body) and its microbatches' losses.
+  func add(block: GradientTree.Node, body: Data, losses blockLosses: [Double]) throws -> GradientReduction.Outcome {
+    let range = tree.range(block)
+    guard blockLosses.count == range.count, blockLosses.allSatisfy(\.isFinite) else {
+      throw ProtocolError("gradient result with \(blockLosses.count) losses for \(range.count) microbatches, or a non-finite one")
+    }
+    guard body.first == codec.code else { throw ProtocolError("gradient not in the run's codec (\(codec))") }
+    let start = Date()
+    defer { transferSeconds += Date().timeIntervalSince(start) }
+    let buffer = reduction.scratch()
+    do { try GradientCodec.decode(body, into: buffer, count: trainer.model.parameterCount) } catch {
+      reduction.recycle(buffer)
+      throw error
+    }
+    let outcome = reduction.add(block, buffer: buffer)
+    if case .accepted = outcome {
+      for (i, l) in zip(range, blockLosses) { losses[i] = l * Double(scale) }
+    }
+    return outcome
+  }
+
+  /// The parameters at the current version, encoded once per version.
+  func parametersPayload() -> Data {
+    if let payload { return payload }
+    let start = Date()
+    let p = GradientCodec.encode(trainer.model.params, count: trainer.model.parameterCount)
+    transferSeconds += Date().timeIntervalSince(start)
+    payload = p
+    return p
+  }
+
+  /// Applies the summed gradient: the step's loss is the microbatches' in microbatch order.
+  func applyUpdate() -> Trainer.StepResult {
+    precondition(isComplete, "update before the step's gradient is complete")
+    let loss = losses.reduce(0.0) { $0 + ($1 ?? .nan) }
+    payload = nil
+    return trainer.applyUpdate(loss: loss)
+  }
+}
