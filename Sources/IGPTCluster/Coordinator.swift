@@ -22,6 +22,8 @@ public final class Coordinator {
     public var shouldStop: () -> Bool
     /// CURVE: the coordinator's secret key and the allow-list of client public keys.
     public var curve: (secret: CurveKey, allow: String)?
+    /// Largest gradient block handed out (nil = as the workers allow; 1 = one microbatch per task).
+    public var maxBlock: Int?
     /// True once per SIGHUP: re-read the allow-list.
     public var reloadRequested: () -> Bool = { false }
     public init(bind: String, log: @escaping (String) -> Void, shouldStop: @escaping () -> Bool) {
@@ -71,7 +73,7 @@ public final class Coordinator {
     probes = try ProbeJobRunner(runDir: training.runDir, share: config.probes.share, tensorboard: training.metrics.tensorboard, events: events)
     members = Membership(config: config)
     badInput = RateLimitedLog(log: options.log)
-    phase = try TrainingPhase(run: training, validation: valBatches, firstId: 1, workers: 1)
+    phase = try TrainingPhase(run: training, validation: valBatches, firstId: 1, workers: 1, maxBlock: options.maxBlock)
     // The ZAP handler must be bound before the CURVE server socket, or libzmq admits everyone.
     zap = try options.curve.map { try ZAPHandler(allowPath: $0.allow, log: options.log) }
     socket = try ZMQSocket(.router)
@@ -114,6 +116,7 @@ public final class Coordinator {
         return .finished
       }
       let now = Date()
+      try replanIfUntouched()
       dispatch(scheduler.assign(now: now, probes: probes.mayAssign(trainingDone: trainingDone)))
       ZMQSocket.poll(zap.map { [socket, $0.socket] } ?? [socket], timeout: 0.05)
       zap?.serve()
@@ -160,19 +163,32 @@ public final class Coordinator {
 
   var phaseComplete: Bool { scheduler.allDone(.training) && (!phase.training || server.isComplete) && phase.validationComplete }
 
+  var eligibleWorkers: Int { members.ids.filter { members[$0]!.numericsChecked }.count }
+
   /// Queues the work at the current parameter version, gradient blocks sized for the workers
   /// that can take work now.
   func beginPhase() throws {
     let s = trainer.step
-    let workers = members.ids.filter { members[$0]!.numericsChecked }.count
-    phase = try TrainingPhase(run: training, validation: valBatches, firstId: phase.nextId, workers: workers)
-    scheduler.replace(.training, with: phase.ids)
+    try planPhase()
     server.beginStep()
     clock = StepClock()
     if config.probes.every > 0 && s > training.startStep && s % config.probes.every == 0 {
       let job = probes.add(ProbeJob.Request(config.probes), origin: "schedule", step: s)
       events.record("probe_queued", ["job": job.id, "step": s, "origin": "schedule"], line: "probe \(job.id) scheduled at step \(s)")
     }
+  }
+
+  /// (Re)builds the phase's tasks for the workers there now.
+  func planPhase() throws {
+    phase = try TrainingPhase(run: training, validation: valBatches, firstId: phase.nextId, workers: eligibleWorkers, maxBlock: options.maxBlock)
+    scheduler.replace(.training, with: phase.ids)
+  }
+
+  /// Before any of the phase's work went out, blocks planned for other workers than are there
+  /// now are planned again (the first phase is planned before anyone joined).
+  func replanIfUntouched() throws {
+    guard phase.training, phase.workers != max(1, eligibleWorkers), !scheduler.anySent(.training) else { return }
+    try planPhase()
   }
 
   /// All work of the phase is in: record validation, checkpoint if due, then update (true when the run is over).

@@ -6,8 +6,9 @@ import Foundation
 /// Gradient blocks, validation microbatches and probe feature microbatches are all tasks: a
 /// task waits in its pool's queue, goes to a worker with credit that does not already hold it
 /// (least recently served first), and is done when its first usable result is in. A task held
-/// too long is handed to a second worker once; a worker that leaves or forgets a task puts it
-/// back at the front of the queue. Training tasks go out before probe tasks.
+/// too long is handed to a second worker once, and its holder gets nothing new until it returns
+/// a result; a worker that leaves or forgets a task puts it back at the front of the queue.
+/// Training tasks go out before probe tasks.
 struct Scheduler {
   typealias WorkerID = Data
 
@@ -31,6 +32,8 @@ struct Scheduler {
     var lastAssigned = Date.distantPast
     /// It gets work only once its numerics are checked.
     var eligible = false
+    /// It holds a task that was out too long (stuck?): no new work until it returns a result.
+    var suspect = false
   }
 
   /// A task handed to a worker (the caller sends it; a failed send is a `leave`).
@@ -48,6 +51,8 @@ struct Scheduler {
   private(set) var tasks: [UInt64: Task] = [:]
   private(set) var queues: [Pool: [UInt64]] = [.training: [], .probe: []]
   private(set) var slots: [WorkerID: Slot] = [:]
+  /// Pools a task went out from since they were last replaced.
+  private var sentFrom: Set<Pool> = []
 
   // MARK: - Tasks
 
@@ -57,11 +62,14 @@ struct Scheduler {
     for (id, t) in tasks where t.pool == pool { tasks[id] = nil }
     for w in slots.keys { slots[w]!.held = slots[w]!.held.filter { tasks[$0] != nil } }
     for id in ids { tasks[id] = Task(id: id, pool: pool) }
+    sentFrom.remove(pool)
     queues[pool] = ids
   }
 
   /// Tasks of a pool not done yet (queued or out).
   func pending(_ pool: Pool) -> Int { tasks.values.filter { $0.pool == pool && !$0.done }.count }
+  /// Whether any task of the pool was handed out.
+  func anySent(_ pool: Pool) -> Bool { sentFrom.contains(pool) }
   func allDone(_ pool: Pool) -> Bool { !tasks.values.contains { $0.pool == pool && !$0.done } }
 
   /// A result that proved unusable, or whose sum was evicted: to be computed again, at the
@@ -119,6 +127,7 @@ struct Scheduler {
     if slots[w] != nil {
       slots[w]!.credit = min(slots[w]!.credit + 1, Self.maxCredit)
       slots[w]!.held.remove(id)
+      slots[w]!.suspect = false
     }
     guard let t = tasks[id] else { return .unknown }
     guard !t.done else { return .duplicate }
@@ -133,11 +142,12 @@ struct Scheduler {
     let late = tasks.values.filter { t in
       !t.done && !t.reissued && t.sentAt.map { now.timeIntervalSince($0) > limit } == true
     }.map(\.id).sorted()
-    for id in late {
-      tasks[id]!.reissued = true
-      let pool = tasks[id]!.pool
-      queues[pool]!.removeAll { $0 == id }
-      queues[pool]!.insert(id, at: 0)
+    for w in slots.keys where !slots[w]!.held.isDisjoint(with: late) { slots[w]!.suspect = true }
+    for id in late { tasks[id]!.reissued = true }
+    for pool in [Pool.training, .probe] {
+      let mine = late.filter { tasks[$0]!.pool == pool }
+      queues[pool]!.removeAll { mine.contains($0) }
+      queues[pool]!.insert(contentsOf: mine, at: 0)
     }
     return late
   }
@@ -155,7 +165,7 @@ struct Scheduler {
     while true {
       queues[pool]!.removeAll { tasks[$0]?.done ?? true }
       guard !queues[pool]!.isEmpty else { return out }
-      let open = slots.filter { $0.value.credit > 0 && $0.value.eligible }
+      let open = slots.filter { $0.value.credit > 0 && $0.value.eligible && !$0.value.suspect }
         .sorted { a, b in
           a.value.lastAssigned != b.value.lastAssigned ? a.value.lastAssigned < b.value.lastAssigned : a.key.lexicographicallyPrecedes(b.key)
         }.map(\.key)
@@ -170,6 +180,7 @@ struct Scheduler {
         tasks[id]!.sentAt = now
         tasks[id]!.reissued = false  // out again: may be re-issued once more if this holder stalls too
         out.append(Assignment(worker: w, task: id))
+        sentFrom.insert(pool)
         sent = true
       }
       if !sent || oneRound { return out }

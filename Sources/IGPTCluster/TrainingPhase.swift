@@ -16,15 +16,18 @@ struct TrainingPhase {
   /// Tasks by id, and the ids in hand-out order.
   private(set) var tasks: [UInt64: Task] = [:]
   private(set) var order: [UInt64] = []
+  /// The workers its blocks were sized for.
+  let workers: Int
   let validating: Bool
   let training: Bool
   var validationLosses: [Double?]
 
   /// The phase at `run`'s step; ids from `firstId`; blocks sized for `workers` workers.
-  init(run: TrainingRun, validation: [Microbatch], firstId: UInt64, workers: Int) throws {
+  init(run: TrainingRun, validation: [Microbatch], firstId: UInt64, workers: Int, maxBlock: Int? = nil) throws {
     let trainer = run.trainer
     step = trainer.step
     self.firstId = firstId
+    self.workers = max(1, workers)
     validating = !validation.isEmpty && run.validationDue(afterStep: step)
     training = !run.isFinished
     validationLosses = validating ? Array(repeating: nil, count: validation.count) : []
@@ -43,7 +46,7 @@ struct TrainingPhase {
     if training {
       let tree = trainer.gradientTree
       let scale = Float(trainer.config.train.microbatch) / Float(trainer.config.train.batch)
-      for block in tree.blocks(size: tree.blockSize(workers: workers)) {
+      for block in tree.blocks(size: min(tree.blockSize(workers: workers), maxBlock ?? .max)) {
         let r = tree.range(block)
         let mbs = try r.map { try trainer.microbatch(step: step, micro: $0) }
         add(Wire.Task(id: id, kind: .gradient, step: step, micro: r.lowerBound, count: mbs[0].count, length: mbs[0].length, scale: scale,

@@ -74,11 +74,16 @@ public struct GradientTree: Sendable, Equatable {
     let even = Double(count) / Double(w)
     var size = 1 << depth
     while size > 1 {
-      let blocks = (count + size - 1) / size
-      let rounds = (blocks + w - 1) / w
-      if Double(rounds * size) <= even * 1.125 { return size }
+      if Double(busiestWorker(blockSize: size, workers: w)) <= even * 1.125 { return size }
       size /= 2
     }
     return 1
+  }
+
+  /// Microbatches the busiest of `workers` computes when blocks go out in turn.
+  func busiestWorker(blockSize size: Int, workers: Int) -> Int {
+    var load = [Int](repeating: 0, count: workers)
+    for (i, start) in stride(from: 0, to: count, by: size).enumerated() { load[i % workers] += min(size, count - start) }
+    return load.max() ?? 0
   }
 }

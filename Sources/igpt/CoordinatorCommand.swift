@@ -27,6 +27,7 @@ struct CoordinatorCommand: ParsableCommand {
   var allow: String?
   @Flag(help: "Allow --bind on a non-loopback address without keys: traffic is unencrypted and anyone who reaches the port can join.")
   var insecure = false
+  @Option(name: .customLong("debug-max-block"), help: .hidden) var maxBlock: Int?
 
   func run() throws {
     let c = try options.load()
@@ -60,6 +61,7 @@ struct CoordinatorCommand: ParsableCommand {
     HangupSignal.install()
     var coordinatorOptions = Coordinator.Options(bind: bind, log: { logLine(stamp($0)) }, shouldStop: { StopSignal.received != 0 })
     coordinatorOptions.curve = curve
+    coordinatorOptions.maxBlock = maxBlock
     coordinatorOptions.reloadRequested = { HangupSignal.take() }
     let coordinator = try Coordinator(run: run, options: coordinatorOptions)
     logLine(stamp("igpt coordinator: listening on \(coordinator.endpoint); run \(String(coordinator.runHash, radix: 16)), \(c.cluster.codec) gradients"))

@@ -57,6 +57,22 @@ final class ClusterProcess {
   }
 
   /// The highest step logged to a run's metrics.jsonl so far.
+  /// The JSON objects of a JSON-lines file (none when it is missing).
+  static func records(_ path: String) -> [[String: Any]] {
+    guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [] }
+    return text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+  }
+
+  /// RUN/metrics.jsonl's step records (those with a training loss).
+  static func stepRecords(runDir: String) -> [[String: Any]] {
+    records(runDir + "/metrics.jsonl").filter { $0["loss"] != nil }
+  }
+
+  /// RUN/events.jsonl's events of one kind.
+  static func events(runDir: String, _ kind: String) -> [[String: Any]] {
+    records(runDir + "/events.jsonl").filter { $0["event"] as? String == kind }
+  }
+
   static func loggedStep(runDir: String) -> Int {
     guard let text = try? String(contentsOfFile: runDir + "/metrics.jsonl", encoding: .utf8) else { return 0 }
     return text.split(separator: "\n").compactMap {

@@ -70,6 +70,10 @@ import Testing
     #expect(w.wait(timeout: 10) == 0, "\(w.log)")
     #expect(w.log.contains("run finished"))
     expectIdentical(s, run: "one", logs: [c1, w])
+    // one worker gets each step's 4 microbatches as one block: one gradient a step crosses the wire
+    let solo = ClusterProcess.stepRecords(runDir: s.dir + "/one")
+    #expect(solo.count == s.steps && solo.allSatisfy { $0["gradients_in"] as? Int == 1 }, "\(solo.prefix(3))")
+    #expect(ClusterProcess.events(runDir: s.dir + "/one", "step").count == s.steps)
 
     let c3 = try coordinator(s, run: "three", port: 5712)
     let ws = try (1...3).map { try worker(s, port: 5712, name: "w\($0)") }
@@ -78,6 +82,10 @@ import Testing
     expectIdentical(s, run: "three", logs: [c3] + ws)
     // the work was really shared
     #expect(ws.filter { $0.log.contains("microbatches here") && !$0.log.contains("(0 microbatches") }.count >= 2, "\(ws.map(\.log))")
+    #expect(ClusterProcess.events(runDir: s.dir + "/three", "join").count == 3)
+    let steps = ClusterProcess.events(runDir: s.dir + "/three", "step")
+    #expect(steps.count == s.steps && steps.allSatisfy { ($0["gradients_in"] as? Int ?? 0) >= 1 && ($0["gradients_in"] as? Int ?? 9) <= 4 })
+    #expect(steps.allSatisfy { ($0["step_s"] as? Double ?? -1) >= ($0["compute_s"] as? Double ?? 0) })
   }
 
   @Test func aWorkerKilledAndAnotherJoiningDoNotChangeTheModel() throws {
@@ -96,6 +104,10 @@ import Testing
     #expect(c.log.contains("worker k2"))
     #expect(c.log.contains("worker k2 (127.0.0.1) lost"))
     #expect(c.log.contains("worker late joined"))
+    // killed: unreachable (a leave) or silent (dead), whichever the coordinator saw first
+    #expect((ClusterProcess.events(runDir: s.dir + "/k", "dead") + ClusterProcess.events(runDir: s.dir + "/k", "leave"))
+      .contains { $0["worker"] as? String == "k2" })
+    #expect(ClusterProcess.events(runDir: s.dir + "/k", "join").contains { $0["worker"] as? String == "late" })
     for w in [ws[0], ws[2], late] { #expect(w.wait(timeout: 10) == 0, "\(w.log)") }
     expectIdentical(s, run: "k", logs: [c, late])
   }
@@ -121,6 +133,7 @@ import Testing
     #expect(healthy.wait(timeout: 10) == 0, "\(healthy.log)")
     stuck.kill(SIGKILL)
     expectIdentical(s, run: "st", logs: [c, stuck, healthy])
+    #expect(!ClusterProcess.events(runDir: s.dir + "/st", "reissued").isEmpty)
   }
 
   @Test func aKilledCoordinatorResumesAndWorkersReconnectOnTheirOwn() throws {
@@ -138,6 +151,9 @@ import Testing
       #expect(w.log.contains("reconnecting") || w.log.contains("saying hello again"), "\(w.log)")
     }
     expectIdentical(s, run: "r", logs: [c2] + ws)
+    // the steps logged after checkpoint 40 and before the kill are in metrics.jsonl once
+    let logged = ClusterProcess.stepRecords(runDir: s.dir + "/r").compactMap { $0["step"] as? Int }
+    #expect(logged == Array(1...s.steps), "\(logged)")
   }
 
   @Test func garbageOnTheSocketIsDroppedAndChangesNothing() throws {

@@ -131,7 +131,7 @@ import Testing
     // The parameter payload's own header (codec 1, then the parameter count) marks parameter bytes.
     var parameterHeader = Data([1])
     withUnsafeBytes(of: UInt64(n).littleEndian) { parameterHeader.append(contentsOf: $0) }
-    let markers = ["IGPT", "\"runHash\"", "\"heartbeatInterval\"", "\"loss\""].map { Data($0.utf8) } + [parameterHeader]
+    let markers = ["IGPT", "\"runHash\"", "\"heartbeatInterval\"", "\"losses\""].map { Data($0.utf8) } + [parameterHeader]
     #expect(plain.count > 100_000 && sealed.count > 100_000)
     for m in markers {
       #expect(plain.range(of: m) != nil, "plaintext run lacks \(String(decoding: m, as: UTF8.self))")

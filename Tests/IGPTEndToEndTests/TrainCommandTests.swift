@@ -32,6 +32,11 @@ import Testing
     #expect(b1.status == 0, "\(b1.stderr)")
     let again = try IGPTBinary.run(["train", "--config", config, "--run", dir + "/b"])
     #expect(again.status != 0 && again.stderr.contains("--resume"))
+    // as if it had gone on to log steps 5 and 6 and been killed before their checkpoint
+    let metrics = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + "/b/metrics.jsonl"))
+    metrics.seekToEndOfFile()
+    metrics.write(Data("{\"loss\":9,\"step\":5}\n{\"loss\":9,\"step\":6}\n{\"loss\":9,\"st".utf8))
+    try metrics.close()
     let b2 = try IGPTBinary.run(["train", "--config", config, "--run", dir + "/b", "--resume"])
     #expect(b2.status == 0, "\(b2.stderr)")
     #expect(b2.stderr.contains("resumed from"))
@@ -46,6 +51,12 @@ import Testing
     #expect(objects.count == lines.count)
     #expect(objects.filter { $0["loss"] != nil }.count == 8)
     #expect(objects.contains { $0["val_loss"] != nil })
+    // the resumed run recorded steps 5 and 6 once, its own, and the same steps as one run
+    let resumed = try String(contentsOfFile: dir + "/b/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+      .compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+    #expect(resumed.filter { $0["loss"] != nil }.compactMap { $0["step"] as? Int } == Array(1...8))
+    #expect(!resumed.contains { $0["loss"] as? Double == 9 })
+    #expect(resumed.filter { $0["val_loss"] != nil }.compactMap { $0["step"] as? Int } == [4, 8])
   }
 
   @Test func sigtermStopsWithACheckpoint() throws {
