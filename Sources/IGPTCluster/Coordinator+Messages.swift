@@ -12,17 +12,7 @@ extension Coordinator {
     }
     let id = received.frames[0], bytes = received.frames[1], address = received.peerAddress
     clock.bytesIn += bytes.count
-    let m: Message
-    do { m = try Message.decode(bytes) } catch let e as ProtocolError {
-      badInput.note("dropped message from \(address): \(e)")
-      if e.otherVersion != nil {
-        send(Message(.refuse, meta: Wire.Refuse(reason: "coordinator speaks protocol version \(Message.protocolVersion); \(e)", fatal: true)), to: id)
-      }
-      return
-    } catch {
-      badInput.note("dropped message from \(address): \(error)")
-      return
-    }
+    guard let m = decoded(bytes, from: id, address: address) else { return }
     members.heard(id, bytes: bytes.count, now: Date())
     switch m.kind {
     case .hello: hello(m, from: id, address: address)
@@ -48,6 +38,20 @@ extension Coordinator {
     default:
       badInput.note("dropped unexpected \(m.kind) message from \(address)")
     }
+  }
+
+  /// The message in `bytes`, or nil (said, rate-limited; a peer of another protocol version is
+  /// told so) when it does not check.
+  private func decoded(_ bytes: Data, from id: Data, address: String) -> Message? {
+    do { return try Message.decode(bytes) } catch let e as ProtocolError {
+      badInput.note("dropped message from \(address): \(e)")
+      if e.otherVersion != nil {
+        send(Message(.refuse, meta: Wire.Refuse(reason: "coordinator speaks protocol version \(Message.protocolVersion); \(e)", fatal: true)), to: id)
+      }
+    } catch {
+      badInput.note("dropped message from \(address): \(error)")
+    }
+    return nil
   }
 
   func hello(_ m: Message, from id: Data, address: String) {

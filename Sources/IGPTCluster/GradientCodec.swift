@@ -34,50 +34,63 @@ public enum GradientCodec {
   /// Decodes a payload of exactly `count` floats into out; throws on anything malformed.
   public static func decode(_ payload: Data, into out: UnsafeMutablePointer<Float>, count: Int) throws {
     try payload.withUnsafeBytes { raw in
-      guard raw.count >= 17 else { throw ProtocolError("float payload of \(raw.count) bytes is too short") }
-      guard let kind = RunConfig.GradientCodecKind(code: raw[0]) else { throw ProtocolError("unknown codec \(raw[0])") }
-      let n64 = raw.loadUnaligned(fromByteOffset: 1, as: UInt64.self).littleEndian
-      guard n64 == UInt64(count) else { throw ProtocolError("float payload holds \(n64) values, expected \(count)") }
-      let n = count
-      let chunk = Int(raw.loadUnaligned(fromByteOffset: 9, as: UInt32.self).littleEndian)
-      let chunks = Int(raw.loadUnaligned(fromByteOffset: 13, as: UInt32.self).littleEndian)
-      guard chunk == chunkElements, chunks == (n + chunk - 1) / chunk else {
-        throw ProtocolError("float payload chunking (\(chunks) x \(chunk)) is inconsistent")
-      }
-      let table = 17
-      guard raw.count >= table + 4 * chunks else { throw ProtocolError("float payload chunk table is truncated") }
-      var offsets = [Int](repeating: 0, count: chunks + 1)
-      offsets[0] = table + 4 * chunks
-      for c in 0..<chunks {
-        offsets[c + 1] = offsets[c] + Int(raw.loadUnaligned(fromByteOffset: table + 4 * c, as: UInt32.self).littleEndian)
-      }
-      let width = kind == .lossless ? 4 : 2
-      for c in 0..<chunks where offsets[c + 1] - offsets[c] > Int(LZ4_compressBound(Int32(chunk * width))) {
-        throw ProtocolError("float payload chunk \(c) is larger than LZ4 can make it")
-      }
-      guard offsets[chunks] == raw.count else {
-        throw ProtocolError("float payload chunk sizes add up to \(offsets[chunks]) bytes, payload has \(raw.count)")
-      }
-      let base = raw.baseAddress!
-      let dest = SendableFloats(out)
-      let failed = FailureFlag()
-      DispatchQueue.concurrentPerform(iterations: chunks) { c in
-        let lo = c * chunk
-        let m = min(n, lo + chunk) - lo
-        let planes = UnsafeMutableRawPointer.allocate(byteCount: m * width, alignment: 64)
-        defer { planes.deallocate() }
-        let got = LZ4_decompress_safe(
-          (base + offsets[c]).assumingMemoryBound(to: CChar.self), planes.assumingMemoryBound(to: CChar.self),
-          Int32(offsets[c + 1] - offsets[c]), Int32(m * width))
-        guard got == m * width else { return failed.set() }
-        if width == 4 {
-          BytePlanes.unshuffle(UnsafeRawPointer(planes), count: m, into: UnsafeMutableRawPointer(dest.pointer + lo))
-        } else {
-          BytePlanes.unpackBF16(UnsafeRawPointer(planes), count: m, into: dest.pointer + lo)
-        }
-      }
-      if failed.isSet { throw ProtocolError("float payload does not decompress (corrupt LZ4 data)") }
+      let (kind, offsets) = try chunkTable(raw, count: count)
+      try decompress(raw, kind: kind, offsets: offsets, count: count, into: out)
     }
+  }
+
+  /// The payload's codec and the byte offsets of its chunks (one more than chunks), checked.
+  private static func chunkTable(_ raw: UnsafeRawBufferPointer, count: Int) throws -> (RunConfig.GradientCodecKind, [Int]) {
+    guard raw.count >= 17 else { throw ProtocolError("float payload of \(raw.count) bytes is too short") }
+    guard let kind = RunConfig.GradientCodecKind(code: raw[0]) else { throw ProtocolError("unknown codec \(raw[0])") }
+    let n64 = raw.loadUnaligned(fromByteOffset: 1, as: UInt64.self).littleEndian
+    guard n64 == UInt64(count) else { throw ProtocolError("float payload holds \(n64) values, expected \(count)") }
+    let n = count
+    let chunk = Int(raw.loadUnaligned(fromByteOffset: 9, as: UInt32.self).littleEndian)
+    let chunks = Int(raw.loadUnaligned(fromByteOffset: 13, as: UInt32.self).littleEndian)
+    guard chunk == chunkElements, chunks == (n + chunk - 1) / chunk else {
+      throw ProtocolError("float payload chunking (\(chunks) x \(chunk)) is inconsistent")
+    }
+    let table = 17
+    guard raw.count >= table + 4 * chunks else { throw ProtocolError("float payload chunk table is truncated") }
+    var offsets = [Int](repeating: 0, count: chunks + 1)
+    offsets[0] = table + 4 * chunks
+    for c in 0..<chunks {
+      offsets[c + 1] = offsets[c] + Int(raw.loadUnaligned(fromByteOffset: table + 4 * c, as: UInt32.self).littleEndian)
+    }
+    let width = kind == .lossless ? 4 : 2
+    for c in 0..<chunks where offsets[c + 1] - offsets[c] > Int(LZ4_compressBound(Int32(chunk * width))) {
+      throw ProtocolError("float payload chunk \(c) is larger than LZ4 can make it")
+    }
+    guard offsets[chunks] == raw.count else {
+      throw ProtocolError("float payload chunk sizes add up to \(offsets[chunks]) bytes, payload has \(raw.count)")
+    }
+    return (kind, offsets)
+  }
+
+  /// Decompresses each chunk in parallel into out.
+  private static func decompress(_ raw: UnsafeRawBufferPointer, kind: RunConfig.GradientCodecKind, offsets: [Int], count n: Int,
+                                 into out: UnsafeMutablePointer<Float>) throws {
+    let chunk = chunkElements, chunks = offsets.count - 1, width = kind == .lossless ? 4 : 2
+    let base = raw.baseAddress!
+    let dest = SendableFloats(out)
+    let failed = FailureFlag()
+    DispatchQueue.concurrentPerform(iterations: chunks) { c in
+      let lo = c * chunk
+      let m = min(n, lo + chunk) - lo
+      let planes = UnsafeMutableRawPointer.allocate(byteCount: m * width, alignment: 64)
+      defer { planes.deallocate() }
+      let got = LZ4_decompress_safe(
+        (base + offsets[c]).assumingMemoryBound(to: CChar.self), planes.assumingMemoryBound(to: CChar.self),
+        Int32(offsets[c + 1] - offsets[c]), Int32(m * width))
+      guard got == m * width else { return failed.set() }
+      if width == 4 {
+        BytePlanes.unshuffle(UnsafeRawPointer(planes), count: m, into: UnsafeMutableRawPointer(dest.pointer + lo))
+      } else {
+        BytePlanes.unpackBF16(UnsafeRawPointer(planes), count: m, into: dest.pointer + lo)
+      }
+    }
+    if failed.isSet { throw ProtocolError("float payload does not decompress (corrupt LZ4 data)") }
   }
 
   private static func encode(

@@ -65,7 +65,6 @@ final class ProbeRun {
     passes = bert ? max(1, job.request.masks) : 1
     var labels: [[Int]] = []
     var chosen: [[Int]] = []
-    var id = firstTaskId
     for (s, name) in Self.splitNames.enumerated() {
       guard store.manifest.splits[name] != nil else { throw ProbeError("the token store has no \(name) split") }
       let split = try store.split(name)
@@ -75,21 +74,8 @@ final class ProbeRun {
       }
       chosen.append(idx)
       labels.append(try idx.map { Int(try split.label($0)) })
-      for offset in stride(from: 0, to: idx.count, by: Self.chunk) {
-        let part = Array(idx[offset..<min(idx.count, offset + Self.chunk)])
-        var tokens = [Int32](repeating: 0, count: part.count * split.sequenceLength)
-        try tokens.withUnsafeMutableBufferPointer { t in
-          for (i, j) in part.enumerated() { try split.copyTokens(j, into: t.baseAddress! + i * split.sequenceLength) }
-        }
-        for pass in 0..<passes {
-          // the masks `igpt probe run --seed` draws for these images
-          let mask = bert ? FeatureExtractor.masks(seed: job.request.seed, split: name, images: part, pass: pass, T: split.sequenceLength) : []
-          let meta = Wire.Task(id: id, kind: .features, step: step, micro: tasks.count, count: part.count,
-                               length: split.sequenceLength, scale: 1, hasMask: !mask.isEmpty, deepest: deepest)
-          id += 1
-          tasks.append(FeatureTask(meta: meta, body: Wire.Task.body(tokens: tokens, mask: mask), split: s, offset: offset, pass: pass))
-        }
-      }
+      tasks += try Self.featureTasks(split, splitIndex: s, images: idx, passes: passes, bert: bert, seed: job.request.seed, step: step,
+                                     deepest: deepest, firstId: firstTaskId + UInt64(tasks.count))
     }
     self.labels = labels
     let layerCount = deepest + 1
@@ -103,6 +89,29 @@ final class ProbeRun {
     } else {
       pixels = nil
     }
+  }
+
+  /// A split's chosen images in chunks, each chunk once per BERT mask pass, numbered from firstId.
+  static func featureTasks(_ split: TokenSplit, splitIndex s: Int, images idx: [Int], passes: Int, bert: Bool, seed: UInt64, step: Int,
+                           deepest: Int, firstId: UInt64) throws -> [FeatureTask] {
+    var tasks: [FeatureTask] = []
+    let T = split.sequenceLength
+    for offset in stride(from: 0, to: idx.count, by: chunk) {
+      let part = Array(idx[offset..<min(idx.count, offset + chunk)])
+      var tokens = [Int32](repeating: 0, count: part.count * T)
+      try tokens.withUnsafeMutableBufferPointer { t in
+        for (i, j) in part.enumerated() { try split.copyTokens(j, into: t.baseAddress! + i * T) }
+      }
+      for pass in 0..<passes {
+        // the masks `igpt probe run --seed` draws for these images
+        let mask = bert ? FeatureExtractor.masks(seed: seed, split: splitNames[s], images: part, pass: pass, T: T) : []
+        let id = firstId + UInt64(tasks.count)
+        let meta = Wire.Task(id: id, kind: .features, step: step, micro: Int(id - firstId), count: part.count, length: T, scale: 1,
+                             hasMask: !mask.isEmpty, deepest: deepest)
+        tasks.append(FeatureTask(meta: meta, body: Wire.Task.body(tokens: tokens, mask: mask), split: s, offset: offset, pass: pass))
+      }
+    }
+    return tasks
   }
 
   var taskIds: [UInt64] { tasks.map(\.meta.id) }

@@ -104,7 +104,7 @@ public final class Worker {
   /// The parameter snapshot of a probe job, kept beside the training parameters so probe
   /// feature tasks and gradient tasks can interleave without re-sending either.
   var probeModel: IGPT?
-  var haveProbe: UInt64?
+  var probeSnapshot: UInt64?
   var pendingProbeParams: Message?
   /// Results ZeroMQ did not take (the queue to the coordinator was full), sent again first.
   var unsent: [(id: UInt64, message: Message)] = []
@@ -145,33 +145,18 @@ public final class Worker {
       if now.timeIntervalSince(lastHeard) > deadAfter {
         silentSince = silentSince ?? lastHeard
         if let limit = options.giveUpAfter, now.timeIntervalSince(silentSince!) > limit { return .gaveUp }
-        let hint = welcome == nil ? (options.keys == nil ? " (no answer yet: if it requires keys, give --secret-key and --server-key)"
-                                                          : " (no answer yet: is this worker's key on its allow-list, and --server-key its public key?)") : ""
-        options.log(String(format: "coordinator at %@ silent for %.1f s: reconnecting in %.1f s%@", options.endpoint,
-                           now.timeIntervalSince(lastHeard), backoff, hint))
-        Thread.sleep(forTimeInterval: backoff)
+        try reconnect(after: backoff)
         backoff = min(backoff * 2, 8)
-        try connect()
         continue
       }
       socket!.poll(timeout: interval / 2, orReadable: slot.pipe[0])
-      do {
-        while let r = socket?.receive() {
-          lastHeard = Date()
-          silentSince = nil
-          backoff = 0.5
-          if let outcome = try handle(r) { return outcome }
-        }
+      while let r = socket?.receive() {
+        lastHeard = Date()
+        silentSince = nil
+        backoff = 0.5
+        if let outcome = try handle(r) { return outcome }
       }
-      while let m = unsent.first, send(m.message) { unsent.removeFirst() }
-      if let (m, c) = slot.take() {
-        computing = nil
-        // A result computed for an earlier connection is dropped: its run may have moved on.
-        if c == connection && m.runHash == welcome?.runHash && (!unsent.isEmpty || !send(m)) {
-          unsent.append(((try? m.decodeMeta(Wire.Result.self))?.id ?? 0, m))
-          options.log("result not taken by ZeroMQ (the queue to the coordinator is full): kept to send again")
-        }
-      }
+      sendResults()
       if !slot.lock.withLock({ slot.busy }) {
         if let w = pendingWelcome {
           pendingWelcome = nil
@@ -181,6 +166,28 @@ public final class Worker {
         try startNext()
       }
       if Date().timeIntervalSince(lastSent) >= interval { send(Message(.heartbeat, runHash: welcome?.runHash ?? 0)) }
+    }
+  }
+
+  /// Waits `backoff` seconds, saying why, then connects afresh.
+  func reconnect(after backoff: Double) throws {
+    let hint = welcome == nil ? (options.keys == nil ? " (no answer yet: if it requires keys, give --secret-key and --server-key)"
+                                                      : " (no answer yet: is this worker's key on its allow-list, and --server-key its public key?)") : ""
+    options.log(String(format: "coordinator at %@ silent for %.1f s: reconnecting in %.1f s%@", options.endpoint,
+                       Date().timeIntervalSince(lastHeard), backoff, hint))
+    Thread.sleep(forTimeInterval: backoff)
+    try connect()
+  }
+
+  /// Sends what ZeroMQ did not take before, then the result just computed.
+  func sendResults() {
+    while let m = unsent.first, send(m.message) { unsent.removeFirst() }
+    guard let (m, c) = slot.take() else { return }
+    computing = nil
+    // A result computed for an earlier connection is dropped: its run may have moved on.
+    if c == connection && m.runHash == welcome?.runHash && (!unsent.isEmpty || !send(m)) {
+      unsent.append(((try? m.decodeMeta(Wire.Result.self))?.id ?? 0, m))
+      options.log("result not taken by ZeroMQ (the queue to the coordinator is full): kept to send again")
     }
   }
 
@@ -214,73 +221,6 @@ public final class Worker {
   func send(_ m: Message) -> Bool {
     lastSent = Date()
     return socket?.send([m.encode()]) == .sent
-  }
-
-  /// Handles one message; returns an outcome when the worker must stop.
-  func handle(_ r: ZMQSocket.Received) throws -> Outcome? {
-    guard r.frames.count == 1 else {
-      badInput.note("dropped a \(r.frames.count)-frame message from the coordinator")
-      return nil
-    }
-    let m: Message
-    do { m = try Message.decode(r.frames[0]) } catch {
-      badInput.note("dropped message from the coordinator: \(error)")
-      return nil
-    }
-    switch m.kind {
-    case .welcome:
-      let w: Wire.Welcome
-      do { w = try m.decodeMeta(Wire.Welcome.self) } catch {
-        badInput.note("dropped welcome: \(error)")
-        return nil
-      }
-      if slot.lock.withLock({ slot.busy }) {
-        pendingWelcome = w  // set up once the job in hand is done
-      } else {
-        try setUp(w)
-        sendReady()
-      }
-    case .refuse:
-      let why: Wire.Refuse
-      do { why = try m.decodeMeta(Wire.Refuse.self) } catch {
-        badInput.note("dropped refuse: \(error)")
-        return nil
-      }
-      if let core = why.pin {
-        options.log("\(why.reason): pinning this worker to OpenBLAS \(core) kernels (it loaded \(BLAS.coreName)) and re-executing")
-        socket?.close()
-        do { try OpenBLASCoreType.pin(to: core) } catch { return .refused("\(error)") }
-      }
-      if why.fatal { return .refused(why.reason) }
-      sendHello()
-    case .reset:
-      options.log("coordinator does not know this worker (restarted?): saying hello again")
-      welcome = nil
-      pendingWelcome = nil
-      unsent = []
-      pendingParams = nil
-      pendingProbeParams = nil
-      fetchSent = false
-      pendingTasks = []
-      sendHello()
-    case .done:
-      let d = (try? m.decodeMeta(Wire.Done.self))?.step ?? -1
-      return .done(step: d)
-    case .params:
-      guard m.runHash == welcome?.runHash else { return nil }
-      if m.version >= Message.probeSnapshotBase { pendingProbeParams = m } else { pendingParams = m }
-    case .task:
-      guard m.runHash == welcome?.runHash else { return nil }
-      do { pendingTasks.append((m, try m.decodeMeta(Wire.Task.self))) } catch {
-        badInput.note("dropped task: \(error)")
-        sendReady()
-      }
-    case .heartbeat:
-      break
-    default:
-      badInput.note("dropped unexpected \(m.kind) message from the coordinator")
-    }
-    return nil
   }
 
   func setUp(_ w: Wire.Welcome) throws {
@@ -323,52 +263,11 @@ public final class Worker {
   /// Installs waiting parameters, then starts the next task when its version is in hand.
   func startNext() throws {
     guard let w = welcome, let model else { return }
-    for p in [pendingParams, pendingProbeParams].compactMap({ $0 }) where p.body.isEmpty {
-      // "gone": the coordinator has no parameters at that version any more (a probe job that
-      // ended): its tasks are obsolete
-      if p.version >= Message.probeSnapshotBase { pendingProbeParams = nil } else { pendingParams = nil }
-      fetchSent = false
-      pendingTasks.removeAll { $0.message.version == p.version }
-      sendReady()
-    }
-    if let p = pendingParams {
-      pendingParams = nil
-      fetchSent = false
-      do {
-        try GradientCodec.decode(p.body, into: model.params, count: model.parameterCount)
-        parameterVersion = p.version
-      } catch {
-        badInput.note("dropped parameters: \(error)")
-        parameterVersion = nil
-      }
-    }
-    if let p = pendingProbeParams {
-      pendingProbeParams = nil
-      fetchSent = false
-      do {
-        if probeModel?.config != model.config { probeModel = try IGPT(config: model.config) }
-        try GradientCodec.decode(p.body, into: probeModel!.params, count: model.parameterCount)
-        haveProbe = p.version
-      } catch {
-        badInput.note("dropped probe parameters: \(error)")
-        haveProbe = nil
-      }
-    }
+    try installParameters(model)
     guard let (m, t) = pendingTasks.first else { return }
-    if t.kind == .features {
-      guard m.version == haveProbe, let probeModel else {
-        if !fetchSent {
-          fetchSent = true
-          send(Message(.fetch, runHash: w.runHash, version: m.version))
-        }
-        return
-      }
-      pendingTasks.removeFirst()
-      startJob(m, t, model: probeModel, codec: .lossless, runHash: w.runHash)
-      return
-    }
-    if m.version != parameterVersion {
-      if let h = parameterVersion, m.version < h {
+    let wanted = t.kind == .features ? probeSnapshot : parameterVersion
+    guard m.version == wanted, let computeModel = t.kind == .features ? probeModel : model else {
+      if t.kind != .features, let h = parameterVersion, m.version < h {
         // Older than the parameters in hand: the coordinator has moved on.
         pendingTasks.removeFirst()
         sendReady()
@@ -379,7 +278,40 @@ public final class Worker {
       return
     }
     pendingTasks.removeFirst()
-    startJob(m, t, model: model, codec: w.codec, runHash: w.runHash)
+    startJob(m, t, model: computeModel, codec: t.kind == .features ? .lossless : w.codec, runHash: w.runHash)
+  }
+
+  /// Installs parameters that came (training or a probe job's snapshot); "gone" ones (an empty
+  /// body: a probe job that ended) make the tasks at that version obsolete.
+  func installParameters(_ model: IGPT) throws {
+    for p in [pendingParams, pendingProbeParams].compactMap({ $0 }) where p.body.isEmpty {
+      if p.version >= Message.probeSnapshotBase { pendingProbeParams = nil } else { pendingParams = nil }
+      fetchSent = false
+      pendingTasks.removeAll { $0.message.version == p.version }
+      sendReady()
+    }
+    if let p = pendingParams {
+      pendingParams = nil
+      fetchSent = false
+      parameterVersion = decode(p, into: model, what: "parameters")
+    }
+    if let p = pendingProbeParams {
+      pendingProbeParams = nil
+      fetchSent = false
+      if probeModel?.config != model.config { probeModel = try IGPT(config: model.config) }
+      probeSnapshot = decode(p, into: probeModel!, what: "probe parameters")
+    }
+  }
+
+  /// The version of parameters decoded into a model, or nil (said) when malformed.
+  private func decode(_ p: Message, into model: IGPT, what: String) -> UInt64? {
+    do {
+      try GradientCodec.decode(p.body, into: model.params, count: model.parameterCount)
+      return p.version
+    } catch {
+      badInput.note("dropped \(what): \(error)")
+      return nil
+    }
   }
 
   /// Checks a task's tokens and computes it on a background thread.

@@ -89,16 +89,40 @@ public final class GradientReduction {
     }
   }
 
-  /// The walk up the tree: combine with waiting siblings, pass over empty ones, wait otherwise.
+  /// Adds a node: combined up the tree as far as its siblings are in, then kept waiting (room
+  /// made by evicting a node to its right when full) or, at the root, complete.
   private func add(_ node: GradientTree.Node, _ source: Source) -> Outcome {
     defer { notePeak() }
     guard !isComplete, !tree.range(node).isEmpty, !overlapsWaiting(node) else {
       if case .owned(let b) = source { release(b) }
       return .duplicate
     }
+    var (n, sum, added) = climb(node, source)
+    var evicted: [GradientTree.Node] = []
+    if sum == nil {
+      guard let room = makeRoom(for: n) else {
+        if case .owned(let b) = source { release(b) }
+        return .refused
+      }
+      evicted = room
+      sum = place(source, startsStep: tree.range(n).lowerBound == 0)
+    } else if tree.range(n).lowerBound == 0 && sum != output {
+      output.update(from: sum!, count: parameterCount)
+      release(sum!)
+      sum = output
+    }
+    if n == tree.root { isComplete = true } else { waiting[n] = (sum!, added) }
+    return .accepted(evicted: evicted)
+  }
+
+  /// The walk up the tree: each waiting sibling is summed in and the walk goes on from the
+  /// parent; an empty sibling (beyond the last microbatch) is passed over; a missing one stops
+  /// it. Returns the node reached, the buffer holding its sum (nil when nothing was combined:
+  /// the sum is still in `source`), and the nodes added into it.
+  private func climb(_ node: GradientTree.Node, _ source: Source) -> (GradientTree.Node, UnsafeMutablePointer<Float>?, [GradientTree.Node]) {
     var n = node
     var added = [node]
-    var sum: UnsafeMutablePointer<Float>?  // where the running sum lives once combined
+    var sum: UnsafeMutablePointer<Float>?
     while n != tree.root {
       let s = tree.sibling(n)
       if !tree.range(s).isEmpty {
@@ -118,25 +142,17 @@ public final class GradientReduction {
       }
       n = tree.parent(n)
     }
-    var evicted: [GradientTree.Node] = []
-    if sum == nil {
-      if let capacity, n != tree.root, waiting.count >= capacity {
-        guard let victim = rightmostWaiting(), tree.range(victim).lowerBound > tree.range(n).lowerBound else {
-          if case .owned(let b) = source { release(b) }
-          return .refused
-        }
-        let v = waiting.removeValue(forKey: victim)!
-        evicted = v.added
-        release(v.buffer)
-      }
-      sum = place(source, startsStep: tree.range(n).lowerBound == 0)
-    } else if tree.range(n).lowerBound == 0 && sum != output {
-      output.update(from: sum!, count: parameterCount)
-      release(sum!)
-      sum = output
-    }
-    if n == tree.root { isComplete = true } else { waiting[n] = (sum!, added) }
-    return .accepted(evicted: evicted)
+    return (n, sum, added)
+  }
+
+  /// Room for node n to wait: nothing to do below capacity; else the rightmost waiting node
+  /// is evicted if it lies right of n (returns what was added into it), or nil: refused.
+  private func makeRoom(for n: GradientTree.Node) -> [GradientTree.Node]? {
+    guard let capacity, n != tree.root, waiting.count >= capacity else { return [] }
+    guard let victim = rightmostWaiting(), tree.range(victim).lowerBound > tree.range(n).lowerBound else { return nil }
+    let v = waiting.removeValue(forKey: victim)!
+    release(v.buffer)
+    return v.added
   }
 
   /// The buffer a node that waits is kept in: output for the node that starts the step, else
