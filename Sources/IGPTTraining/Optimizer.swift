@@ -7,7 +7,7 @@ public final class Optimizer {
   public let count: Int
   public let m: UnsafeMutablePointer<Float>
   public let v: UnsafeMutablePointer<Float>
-  /// The global batch's gradient, summed microbatch by microbatch in order.
+  /// The global batch's gradient (the root of the step's `GradientTree`).
   public let gradient: UnsafeMutablePointer<Float>
   /// Whether `gradient` is borrowed (the model's own gradient slab, for steps of one
   /// microbatch: one slab of parameter size less, 5.4 GB for igpt-l).

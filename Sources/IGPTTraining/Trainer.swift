@@ -4,7 +4,8 @@ import IGPTKernels
 import IGPTModel
 
 /// Single-host training: each step's global batch is its fixed list of microbatches, whose
-/// gradients are computed one by one (`Gradient.compute`), summed in order, clipped and applied
+/// gradients are computed one by one (`Gradient.compute`), summed in the step's fixed tree
+/// (`GradientTree`, as a cluster sums them), clipped and applied
 /// with AdamW on the warmup-cosine schedule. Checkpoints restore all of it exactly.
 public final class Trainer {
   public let config: RunConfig

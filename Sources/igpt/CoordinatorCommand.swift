@@ -11,7 +11,7 @@ struct CoordinatorCommand: ParsableCommand {
     commandName: "coordinator",
     abstract: "Run a cluster's parameter server: workers compute the gradients, it applies them.",
     discussion: """
-      Owns the parameters, AdamW state, data order and schedule; hands each step's fixed microbatches (with their tokens: workers need no dataset) to the workers that connect, sums their gradients in microbatch order and applies the update, so the model is byte-identical to `igpt train` with the same config. Checkpoints, metrics.jsonl and --resume work as in `igpt train`. SIGINT or SIGTERM writes a checkpoint and exits; workers wait and reconnect when it is restarted with --resume.
+      Owns the parameters, AdamW state, data order and schedule; hands each step's fixed microbatches (with their tokens: workers need no dataset) to the workers that connect, sums their gradients in the step's fixed tree (a worker sums a block of microbatches itself and sends one gradient) and applies the update, so the model is byte-identical to `igpt train` with the same config. Checkpoints, metrics.jsonl and --resume work as in `igpt train`. SIGINT or SIGTERM writes a checkpoint and exits; workers wait and reconnect when it is restarted with --resume.
 
       Example: igpt coordinator --config configs/fashion-mnist-tiny.yaml --run runs/c --bind tcp://127.0.0.1:5555
                igpt worker --connect tcp://127.0.0.1:5555   (on each host)
