@@ -225,6 +225,8 @@ public final class Worker {
 
   func setUp(_ w: Wire.Welcome) throws {
     if model?.config != w.model {
+      try w.model.validate()
+      try MemoryBudget.check(MemoryBudget.model(w.model) * (w.codec == .bf16 ? 1.5 : 1), for: "the coordinator's model")
       model = nil
       model = try IGPT(config: w.model)
       residual?.deallocate()
@@ -322,6 +324,9 @@ public final class Worker {
       guard t.length == model.config.seq else { throw ProtocolError("task of length \(t.length) for a model of \(model.config.seq)") }
       if model.config.objective == .bert && !t.hasMask { throw ProtocolError("BERT task without a mask") }
       if t.kind != .gradient && t.microbatches != 1 { throw ProtocolError("\(t.kind) task of \(t.microbatches) microbatches") }
+      try MemoryBudget.check(MemoryBudget.activations(model.config, batch: t.count, seq: t.length, threads: Parallel.threads, recompute: model.recomputeActivations)
+                               + (t.microbatches > 1 ? Double(GradientTree(count: t.microbatches).depth + 1) * 4 * Double(model.parameterCount) : 0),
+                             for: "a task of \(t.microbatches) x \(t.count) images")
     } catch {
       badInput.note("dropped task: \(error)")
       sendReady()

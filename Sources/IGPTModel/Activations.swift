@@ -63,19 +63,8 @@ final class Activations {
     slots = S
     recomputes = recompute
     let BT = B * T
-    // Buffer sizes in slab order; each buffer starts on a 64-byte boundary.
-    let sizes = [
-      BT * C,  // encoded
-      S * BT * C, S * BT * C, S * BT * C, S * BT * C, L * BT * C,  // ln1 ln2 atty residual2 residual3
-      S * BT, S * BT,  // ln1Rstd ln2Rstd
-      S * BT * 3 * C, S * B * H * T,  // qkv lse
-      S * BT * 4 * C, S * BT * 4 * C,  // fch fchGelu
-      BT * C, BT,  // lnf lnfRstd
-      BT * V, BT, BT, BT,  // logits losses weights targets
-      BT * C, BT * C, BT * C, BT * C,  // proj dresidual dln datty
-      BT * 3 * C, BT * 4 * C,  // dqkv dfch
-      Attention.scratchCount(T: T, D: C / H, threads: threads), threads * C,  // attScratch normScratch
-    ]
+    let sizes = Self.sizes(L: L, C: C, H: H, V: V, B: B, T: T, slots: S, threads: threads,
+                           attentionScratch: Attention.scratchCount(T: T, D: C / H, threads: threads))
     let total = sizes.reduce(0) { $0 + ($1 + 15) / 16 * 16 }
     let base = UnsafeMutablePointer<Float>.allocate(capacity: total)
     base.initialize(repeating: 0, count: total)
@@ -103,6 +92,24 @@ final class Activations {
   }
 
   deinit { slab.deallocate() }
+
+  /// Buffer sizes in slab order (each buffer starts on a 64-byte boundary), in floats: in Int
+  /// for the slab, in Double for `MemoryBudget` (no overflow whatever the shape).
+  static func sizes<N: Numeric>(L: N, C: N, H: N, V: N, B: N, T: N, slots S: N, threads: N, attentionScratch: N) -> [N] {
+    let BT = B * T
+    return [
+      BT * C,  // encoded
+      S * BT * C, S * BT * C, S * BT * C, S * BT * C, L * BT * C,  // ln1 ln2 atty residual2 residual3
+      S * BT, S * BT,  // ln1Rstd ln2Rstd
+      S * BT * 3 * C, S * B * H * T,  // qkv lse
+      S * BT * 4 * C, S * BT * 4 * C,  // fch fchGelu
+      BT * C, BT,  // lnf lnfRstd
+      BT * V, BT, BT, BT,  // logits losses weights targets
+      BT * C, BT * C, BT * C, BT * C,  // proj dresidual dln datty
+      BT * 3 * C, BT * 4 * C,  // dqkv dfch
+      attentionScratch, threads * C,  // attScratch normScratch
+    ]
+  }
 
   /// Bytes held.
   var bytes: Int { count * MemoryLayout<Float>.stride }

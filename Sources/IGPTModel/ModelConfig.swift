@@ -31,16 +31,20 @@ public struct ModelConfig: Codable, Equatable, Sendable {
 
   /// Throws a one-line `ModelConfigError` naming the first bad field.
   public func validate() throws {
-    if layers < 1 { throw ModelConfigError("layers must be at least 1 (got \(layers))") }
-    if embd < 1 { throw ModelConfigError("embd must be at least 1 (got \(embd))") }
+    if layers < 1 || layers > Self.maxLayers { throw ModelConfigError("layers must be in 1...\(Self.maxLayers) (got \(layers))") }
+    if embd < 1 || embd > Self.maxEmbd { throw ModelConfigError("embd must be in 1...\(Self.maxEmbd) (got \(embd))") }
     if heads < 1 { throw ModelConfigError("heads must be at least 1 (got \(heads))") }
     if embd % heads != 0 {
       throw ModelConfigError("embd (\(embd)) must be divisible by heads (\(heads))")
     }
-    if seq < 1 { throw ModelConfigError("seq must be at least 1 (got \(seq))") }
+    if seq < 1 || seq > Self.maxSeq { throw ModelConfigError("seq must be in 1...\(Self.maxSeq) (got \(seq))") }
     if vocab < 2 { throw ModelConfigError("vocab must be at least 2 (got \(vocab))") }
     if vocab > 65_536 { throw ModelConfigError("vocab must be at most 65536 (got \(vocab))") }
   }
+
+  /// Bounds that keep every size computed from a shape within Int (the memory a shape needs is
+  /// `MemoryBudget`'s to refuse): 4,096 layers, 65,536 wide, 1,048,576 positions.
+  public static let maxLayers = 4096, maxEmbd = 65_536, maxSeq = 1 << 20
 
   /// Throws unless sequences of `length` tokens fit the model's positions.
   public func validate(sequenceLength length: Int) throws {

@@ -184,6 +184,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
 
   /// Parses YAML text; `name` (the file) prefixes every error.
   public static func parse(_ text: String, name: String = "config") throws -> RunConfig {
+    try checkBounded(text, name: name)
     let root: Any?
     do { root = try Yams.load(yaml: text) } catch {
       throw ConfigError("\(name): not valid YAML (\(String(describing: error).split(separator: "\n").first ?? ""))")
@@ -289,8 +290,38 @@ public struct RunConfig: Codable, Equatable, Sendable {
     return c
   }
 
+  /// The most bytes a run config may have (one is a few hundred).
+  public static let maxConfigBytes = 1 << 20
+
+  /// Refuses, before YAML expands anything, a document too large or with anchors and aliases
+  /// (nested aliases grow exponentially as they expand; a run config never needs them).
+  static func checkBounded(_ text: String, name: String) throws {
+    guard text.utf8.count <= maxConfigBytes else {
+      throw ConfigError("\(name): \(text.utf8.count) bytes is more than a run config may have (\(maxConfigBytes))")
+    }
+    for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+      var quote: Character?
+      var previous: Character = " "
+      for ch in line {
+        if let q = quote {
+          if ch == q { quote = nil }
+        } else if ch == "\"" || ch == "'" {
+          quote = ch
+        } else if ch == "#" && " \t".contains(previous) {
+          break
+        } else if (ch == "&" || ch == "*") && " \t,[{:-".contains(previous) {
+          throw ConfigError("\(name):\(n + 1): YAML anchors and aliases (& and *) are not accepted in run configs")
+        }
+        previous = ch
+      }
+    }
+  }
+
   /// Reads and parses a YAML file.
   public static func load(path: String) throws -> RunConfig {
+    if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int, size > maxConfigBytes {
+      throw ConfigError("\(path): \(size) bytes is more than a run config may have (\(maxConfigBytes))")
+    }
     guard let data = FileManager.default.contents(atPath: path) else {
       throw ConfigError("\(path): cannot be read (missing or not a file)")
     }

@@ -22,9 +22,11 @@ public final class TrainingRun {
 
   /// Opens RUN: a fresh run (refused when RUN already has checkpoints) or, with `resume`, the
   /// newest intact checkpoint, pinned to the numerics it recorded (this process may re-execute).
-  public init(config c: RunConfig, runDir: String, resume: Bool, end: Int, log: (String) -> Void) throws {
+  /// `computes`: this process computes gradients (`igpt train`), not only sums them.
+  public init(config c: RunConfig, runDir: String, resume: Bool, end: Int, computes: Bool = true, log: (String) -> Void) throws {
     let store = try TokenStore(path: c.data.store)
     let shape = try c.modelConfig(storeSequenceLength: store.manifest.sequenceLength, storeVocab: store.palette.count)
+    try ResourcePlan.training(c, model: shape, trainImages: try store.split("train").count, computes: computes)
     numerics = try RunNumerics.establish(config: c, model: shape, recorded: resume ? Checkpoint.newestState(runDir: runDir) : nil, log: log)
     var loaded: Checkpoint.Loaded?
     if resume {

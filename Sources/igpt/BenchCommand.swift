@@ -46,12 +46,17 @@ struct BenchCommand: ParsableCommand {
     }
   }
 
+  @OptionGroup var memory: MemoryOption
+
   func run() throws {
+    try memory.apply()
     Parallel.threads = threads
     BLAS.setThreads(1)
     let config = ModelConfig(layers: layers, embd: embd, heads: heads, seq: positions ?? seq,
                              vocab: vocab, objective: objective)
     try config.validate(sequenceLength: seq)
+    try MemoryBudget.check(MemoryBudget.model(config) + MemoryBudget.activations(config, batch: batch, seq: seq, threads: threads, recompute: recompute),
+                           for: "a training step of \(batch) x \(seq) tokens")
     let model = try IGPT(config: config)
     model.initialize(seed: seed)
     model.recomputeActivations = recompute

@@ -49,7 +49,7 @@ struct CoordinatorCommand: ParsableCommand {
     // the numerics every worker computes with: this host's, cluster.openblas_core, or the one
     // the run recorded (this process may re-execute pinned to it)
     let run: TrainingRun
-    do { run = try TrainingRun(config: c, runDir: runDir, resume: resume, end: c.train.steps, log: { logLine(stamp($0)) }) } catch let e as ConfigError {
+    do { run = try TrainingRun(config: c, runDir: runDir, resume: resume, end: c.train.steps, computes: false, log: { logLine(stamp($0)) }) } catch let e as ConfigError {
       throw CleanError(e.description)
     }
     let trainer = run.trainer

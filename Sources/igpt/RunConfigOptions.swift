@@ -12,9 +12,11 @@ struct RunConfigOptions: ParsableArguments {
   @Option(help: "Peak learning rate (overrides train.lr).") var lr: Double?
   @Option(help: "Seed (overrides train.seed).") var seed: UInt64?
   @Option(help: "Threads (overrides train.threads).") var threads: Int?
+  @OptionGroup var memory: MemoryOption
 
   /// The config file with the overrides applied, validated.
   func load() throws -> RunConfig {
+    try memory.apply()
     var c = try RunConfig.load(path: config)
     if let data { c.data.store = data }
     if let steps { c.train.steps = steps }

@@ -33,7 +33,10 @@ struct SampleCommand: ParsableCommand {
     if let k = topK, k < 1 { throw ValidationError("--top-k must be at least 1") }
   }
 
+  @OptionGroup var memory: MemoryOption
+
   func run() throws {
+    try memory.apply()
     Parallel.threads = max(1, threads)
     BLAS.setThreads(1)
     let resolved = try CheckpointArgument.load(checkpoint)
@@ -43,6 +46,8 @@ struct SampleCommand: ParsableCommand {
     let T = model.config.seq
     let R = Int(Double(T).squareRoot().rounded())
     guard R * R == T else { throw CleanError("the model's \(T) positions are not a square image") }
+    try MemoryBudget.check(noKVCache ? MemoryBudget.activations(model.config, batch: count, seq: T, threads: threads, recompute: true)
+                                     : MemoryBudget.sampler(model.config, batch: count), for: "sampling \(count) images")
     var rngs = (0..<count).map { SeededRandom(seed: seed &* 1_000_003 &+ UInt64($0)) }
     let start = Date()
     let tokens: [[Int32]]

@@ -24,7 +24,10 @@ struct WorkerCommand: ParsableCommand {
   var giveUpAfter: Double?
   @Option(name: .customLong("debug-stall-after"), help: .hidden) var stallAfter: Int?
 
+  @OptionGroup var memory: MemoryOption
+
   func run() throws {
+    try memory.apply()
     guard connect.hasPrefix("tcp://") || connect.hasPrefix("ipc://") else {
       throw CleanError("--connect \(connect): expected tcp://HOST:PORT")
     }
