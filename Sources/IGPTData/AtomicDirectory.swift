@@ -27,9 +27,13 @@ public final class AtomicDirectory {
     do { try fm.createDirectory(atPath: temporary, withIntermediateDirectories: false) } catch {
       throw DataError.file(temporary, "cannot create (\(error.localizedDescription))")
     }
+    Interruption.register(temporary: temporary)
   }
 
-  deinit { if !committed { try? FileManager.default.removeItem(atPath: temporary) } }
+  deinit {
+    if !committed { try? FileManager.default.removeItem(atPath: temporary) }
+    Interruption.unregister(temporary: temporary)
+  }
 
   /// Writes and fsyncs one file inside the directory.
   public func write(_ data: Data, to name: String) throws {

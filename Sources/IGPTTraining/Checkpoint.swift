@@ -59,6 +59,10 @@ public enum Checkpoint {
   /// temporary directory renamed into place), then deletes all but the newest `keep`.
   @discardableResult
   public static func write(runDir: String, state: State, model: IGPT, optimizer: Optimizer, keep: Int) throws -> String {
+    try Interruption.critical { try writeNow(runDir: runDir, state: state, model: model, optimizer: optimizer, keep: keep) }
+  }
+
+  private static func writeNow(runDir: String, state: State, model: IGPT, optimizer: Optimizer, keep: Int) throws -> String {
     let root = (runDir as NSString).appendingPathComponent("checkpoints")
     try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
     let dest = (root as NSString).appendingPathComponent(directoryName(step: state.step))

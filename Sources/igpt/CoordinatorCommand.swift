@@ -30,6 +30,7 @@ struct CoordinatorCommand: ParsableCommand {
   @Option(name: .customLong("debug-max-block"), help: .hidden) var maxBlock: Int?
 
   func run() throws {
+    StopSignal.install()
     let c = try options.load()
     Parallel.threads = ProcessInfo.processInfo.activeProcessorCount
     BLAS.setThreads(1)
@@ -57,9 +58,12 @@ struct CoordinatorCommand: ParsableCommand {
       logLine("already at step \(trainer.step) of \(c.train.steps): nothing to do")
       return
     }
-    StopSignal.install()
     HangupSignal.install()
-    var coordinatorOptions = Coordinator.Options(bind: bind, log: { logLine(stamp($0)) }, shouldStop: { StopSignal.received != 0 })
+    var coordinatorOptions = Coordinator.Options(bind: bind, log: { logLine(stamp($0)) }, shouldStop: {
+      guard StopSignal.received != 0 else { return false }
+      StopSignal.acknowledge()  // it writes its checkpoint and exits
+      return true
+    })
     coordinatorOptions.curve = curve
     coordinatorOptions.maxBlock = maxBlock
     coordinatorOptions.reloadRequested = { HangupSignal.take() }

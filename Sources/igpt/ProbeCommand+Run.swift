@@ -127,6 +127,7 @@ extension ProbeCommand {
     }
 
     func run() throws {
+      StopSignal.install()
       Parallel.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
       BLAS.setThreads(1)
       guard let checkpoint else { return try runPixelsOnly() }

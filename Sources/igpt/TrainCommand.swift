@@ -22,6 +22,7 @@ struct TrainCommand: ParsableCommand {
   @Flag(help: "Continue from the newest intact checkpoint in --run.") var resume = false
 
   func run() throws {
+    StopSignal.install()
     let c = try options.load()
     BLAS.setThreads(1)
     let end = min(c.train.steps, stopAt ?? c.train.steps)
@@ -38,7 +39,6 @@ struct TrainCommand: ParsableCommand {
       logLine("already at step \(trainer.step) of \(end): nothing to do")
       return
     }
-    StopSignal.install()
     let progress = TrainingProgress(total: end, startStep: trainer.step, tokensPerStep: trainer.tokensPerStep)
     while !run.isFinished {
       let r = try trainer.trainStep()
@@ -47,6 +47,7 @@ struct TrainCommand: ParsableCommand {
       if run.logDue(afterStep: s) { progress.log(run.recordStep(r, tokensPerSecond: progress.tokensPerSecond), step: s) }
       if run.validationDue(afterStep: s), let v = try trainer.validationLoss() { progress.note(run.recordValidation(v)) }
       let stopping = StopSignal.received != 0
+      if stopping { StopSignal.acknowledge() }
       if run.checkpointDue(afterStep: s, stopping: stopping) { progress.note(try run.checkpoint()) }
       if stopping {
         progress.note("stopped by \(StopSignal.name) at step \(s); continue with --resume")

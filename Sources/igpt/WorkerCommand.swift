@@ -37,7 +37,11 @@ struct WorkerCommand: ParsableCommand {
     let label = name ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
     StopSignal.install()
     var options = Worker.Options(endpoint: connect, name: label, threads: threads, config: expected, giveUpAfter: giveUpAfter,
-                                 keys: clientKeys, log: { logLine(stamp("worker \(label): \($0)")) }, shouldStop: { StopSignal.received != 0 })
+                                 keys: clientKeys, log: { logLine(stamp("worker \(label): \($0)")) }, shouldStop: {
+      guard StopSignal.received != 0 else { return false }
+      StopSignal.acknowledge()
+      return true
+    })
     options.stallAfter = stallAfter
     let worker = Worker(options: options)
     logLine(stamp("worker \(label): connecting to \(connect)"))
