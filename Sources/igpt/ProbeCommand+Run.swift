@@ -29,6 +29,7 @@ extension ProbeCommand {
     @Option(help: "BERT models: average features over this many random masks.") var masks = 1
     @Option(help: "Seed (low-data sampling, BERT masks).") var seed: UInt64 = 0
     @Option(help: "Threads (default: all cores).") var threads: Int?
+    @OptionGroup var memory: MemoryOption
     @Option(help: "Write the results as JSON here.") var out: String?
     @Flag(help: "Fine-tune instead: a zero-initialised classifier on mean(norm_f(h_L)) trained with the model (L_GEN + L_CLF), Adam at a constant rate, early stopping on val.")
     var finetune = false
@@ -128,6 +129,7 @@ extension ProbeCommand {
 
     func run() throws {
       StopSignal.install()
+      try memory.apply()
       Parallel.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
       BLAS.setThreads(1)
       guard let checkpoint else { return try runPixelsOnly() }
@@ -149,6 +151,11 @@ extension ProbeCommand {
       extractor.seed = seed
       let deepest = ProbeSweep.deepestLayer(layers: chosen, modelLayers: model.config.layers, concat: concat)
       extractor.deepestLayer = deepest
+      // every split's features at each layer up to the deepest, kept until the probes are fitted
+      try MemoryBudget.check(4 * Double(sel.total) * Double(deepest + 1) * Double(model.config.embd) * Double(max(1, masks > 1 ? 2 : 1))
+                               + MemoryBudget.model(model.config)
+                               + MemoryBudget.activations(model.config, batch: batch, seq: model.config.seq, threads: Parallel.threads, recompute: true),
+                             for: "features of \(sel.total) images at \(deepest + 1) layers")
       if deepest < model.config.layers {
         logLine("features: forward passes stop at layer \(deepest) (blocks \(deepest + 1)...\(model.config.layers) are not needed)")
       }
