@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PACKAGES := libopenblas-dev libzmq3-dev liblz4-dev libstb-dev zlib1g-dev pkg-config dataset-fashion-mnist
 SWIFT_TEST_FLAGS := -c release -Xswiftc -enable-testing
 
-.PHONY: setup build test test-kernels interop proto bench bench-data bench-cluster bench-torch clean oracle demo cluster-test
+.PHONY: fuzz setup build test test-kernels interop proto bench bench-data bench-cluster bench-torch clean oracle demo cluster-test
 
 ## setup: install missing Debian packages (a no-op when all are present)
 setup:
@@ -36,6 +36,11 @@ bench-cluster: build
 	bash cluster/bench.sh configs/fashion-mnist-tiny.yaml 60 3
 	bash cluster/bench-probe-share.sh configs/fashion-mnist-tiny.yaml 80 2
 	.build/release/igpt bench-codec --config configs/fashion-mnist-tiny.yaml
+
+## fuzz: libFuzzer + AddressSanitizer on every parser of outside bytes (FUZZ_SECONDS each, default 300; FUZZ_TARGETS to pick)
+fuzz: setup
+	IGPT_FUZZ=1 swift build -c release --product igpt-fuzz --build-path .build-fuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library
+	bash Tests/Fuzz/run.sh
 
 ## cluster-test: coordinator and workers in their own network namespaces (needs root): a worker killed, one joining, model byte-identical to igpt train
 cluster-test: build

@@ -93,10 +93,18 @@ let package = Package(
     .testTarget(name: "IGPTProbeTests", dependencies: ["IGPTProbe", "IGPTModel", "IGPTKernels"]),
     .testTarget(
       name: "IGPTClusterTests",
-      dependencies: ["IGPTCluster", "CChecksum", "IGPTTraining", "IGPTData", "IGPTModel", "IGPTKernels", "IGPTTestSupport"]),
+      dependencies: ["IGPTCluster", "CChecksum", "IGPTTraining", "IGPTData", "IGPTModel", "IGPTKernels", "IGPTTestSupport", "IGPTFuzzHarness"]),
+    // The parsers `make fuzz` feeds (Tests/Fuzz), also replayed on every kept crash input by the tests.
+    .target(name: "IGPTFuzzHarness", dependencies: ["IGPTCluster", "IGPTData", "IGPTModel", "IGPTTraining"], path: "Tests/FuzzHarness"),
     .testTarget(
       name: "IGPTEndToEndTests",
       dependencies: ["IGPTCluster", "IGPTTraining", "IGPTData", "IGPTModel", "IGPTKernels", "IGPTTestSupport"]),
   ],
   swiftLanguageModes: [.v5]
 )
+
+/// `make fuzz` only (IGPT_FUZZ=1): the libFuzzer harnesses of Tests/Fuzz, built with
+/// -sanitize=fuzzer,address; libFuzzer supplies their main, so ordinary builds leave them out.
+if ProcessInfo.processInfo.environment["IGPT_FUZZ"] == "1" {
+  package.targets.append(.executableTarget(name: "igpt-fuzz", dependencies: ["IGPTFuzzHarness"], path: "Tests/Fuzz", exclude: ["corpus", "regressions", "run.sh"]))
+}

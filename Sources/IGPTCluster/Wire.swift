@@ -139,7 +139,7 @@ extension Wire.Task {
   }
 
   /// The task's microbatches from its body, checked against the meta and the vocabulary.
-  func decodeMicrobatches(_ body: Data, vocab: Int) throws -> [Microbatch] {
+  public func decodeMicrobatches(_ body: Data, vocab: Int) throws -> [Microbatch] {
     let (tokens, mask) = try decodeBody(body, vocab: vocab)
     let n = count * length
     return (0..<microbatches).map { i in

@@ -26,9 +26,13 @@ public enum IDXReader {
       let o = data.startIndex + 4 + 4 * d
       dims.append(Int(data[o]) << 24 | Int(data[o + 1]) << 16 | Int(data[o + 2]) << 8 | Int(data[o + 3]))
     }
-    let expected = dims.reduce(1, *)
+    // each dimension is below 2^32: their product can overflow, so it is checked
+    let (expected, overflow) = dims.reduce((1, false)) { acc, d in
+      let (p, o) = acc.0.multipliedReportingOverflow(by: d)
+      return (p, acc.1 || o)
+    }
     let body = data.count - 4 - 4 * ndim
-    guard body == expected else {
+    guard !overflow, body == expected else {
       throw DataError.file(path, "IDX data holds \(body) bytes, its header promises \(expected)")
     }
     return (dims, data.suffix(from: data.startIndex + 4 + 4 * ndim))

@@ -73,7 +73,7 @@ public enum Npy {
     else { throw NpyError(".npy header has no descr") }
     let descr = String(d[d.index(after: q1)..<q2])
     if let f = field("fortran_order"), f.hasPrefix("True") { throw NpyError("Fortran-order .npy arrays are not supported") }
-    guard let sh = field("shape"), let open = sh.firstIndex(of: "("), let close = sh.firstIndex(of: ")") else {
+    guard let sh = field("shape"), let open = sh.firstIndex(of: "("), let close = sh[open...].firstIndex(of: ")") else {
       throw NpyError(".npy header has no shape")
     }
     let dims = sh[sh.index(after: open)..<close].split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
@@ -83,7 +83,14 @@ public enum Npy {
       shape.append(v)
     }
     guard let size = elementSize(descr) else { throw NpyError("unsupported .npy dtype \(descr)") }
-    let count = shape.reduce(1, *)
+    // sizes from the file: overflow-checked
+    var count = 1
+    for d in shape + [size] {
+      let (c, o) = count.multipliedReportingOverflow(by: d)
+      guard !o else { throw NpyError(".npy shape \(shape) is too large") }
+      count = c
+    }
+    count /= size
     let body = data.suffix(from: data.startIndex + start + headerLength)
     guard body.count == count * size else {
       throw NpyError(".npy body holds \(body.count) bytes, shape \(shape) of \(descr) needs \(count * size)")

@@ -186,7 +186,13 @@ public struct RunConfig: Codable, Equatable, Sendable {
   public static func parse(_ text: String, name: String = "config") throws -> RunConfig {
     try checkBounded(text, name: name)
     let root: Any?
-    do { root = try Yams.load(yaml: text) } catch {
+    do {
+      let node = try Yams.compose(yaml: text)
+      if let node, let bad = Self.nonScalarKey(node) { throw ConfigError("\(name): line \(bad): a mapping key must be a plain name") }
+      root = node?.any  // (Yams traps on keys that are not scalars: checked above)
+    } catch let e as ConfigError {
+      throw e
+    } catch {
       throw ConfigError("\(name): not valid YAML (\(String(describing: error).split(separator: "\n").first ?? ""))")
     }
     var c = RunConfig()
@@ -288,6 +294,19 @@ public struct RunConfig: Codable, Equatable, Sendable {
     }
     try c.validate(name: name)
     return c
+  }
+
+  /// The line of the first mapping key that is itself a mapping or a sequence, or nil.
+  static func nonScalarKey(_ node: Node) -> Int? {
+    if let m = node.mapping {
+      for (k, v) in m {
+        if k.scalar == nil { return k.mark?.line ?? 0 }
+        if let bad = nonScalarKey(v) { return bad }
+      }
+    } else if let s = node.sequence {
+      for v in s { if let bad = nonScalarKey(v) { return bad } }
+    }
+    return nil
   }
 
   /// The most bytes a run config may have (one is a few hundred).

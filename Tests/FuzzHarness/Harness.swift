@@ -1,0 +1,78 @@
+import Foundation
+import IGPTCluster
+import IGPTData
+import IGPTModel
+import IGPTTraining
+
+/// The parsers of outside bytes, one case each, fed by the libFuzzer binary (`make fuzz`,
+/// Tests/Fuzz) and by the regression test that replays every input a fuzzer ever crashed on.
+/// Any thrown error is accepted: only a crash, a trap or a sanitizer report is a finding.
+public enum Harness: String, CaseIterable, Sendable {
+  case message, codec, safetensors, npy, idx, cifar, image, config, state, probejobs, manifest, hfconfig, preprocessor
+
+  /// The harness IGPT_FUZZ_TARGET names (exits with the list when it names none).
+  public static let chosen: Harness = {
+    let name = ProcessInfo.processInfo.environment["IGPT_FUZZ_TARGET"] ?? ""
+    guard let h = Harness(rawValue: name) else {
+      FileHandle.standardError.write(Data("IGPT_FUZZ_TARGET must be one of: \(allCases.map(\.rawValue).joined(separator: ", "))\n".utf8))
+      exit(2)
+    }
+    return h
+  }()
+
+  /// A scratch file for the parsers that read paths (in memory: /dev/shm when there is one).
+  static let scratch: String = {
+    let dir = FileManager.default.fileExists(atPath: "/dev/shm") ? "/dev/shm" : NSTemporaryDirectory()
+    return (dir as NSString).appendingPathComponent("igpt-fuzz-\(getpid())")
+  }()
+
+  /// Feeds the bytes to the parser; true when it accepted them (seeds are meant to be accepted).
+  @discardableResult
+  public func run(_ d: Data) -> Bool {
+    switch self {
+    case .message: return Self.message(d)
+    case .codec: return Self.codec(d)
+    case .safetensors: return (try? Safetensors.decode(d)) != nil
+    case .npy: return [(try? Npy.decode(d)) != nil, (try? Npy.decodeFloats(d)) != nil].contains(true)
+    case .idx: return Self.viaFile(d) { (try? IDXReader.read($0)) != nil }
+    case .cifar: return Self.viaFile(d) { p in [1, 2].map { (try? CIFARReader.readBatch(p, labelBytes: $0)) != nil }.contains(true) }
+    case .image: return Self.viaFile(d, suffix: ".png") { p in [1, 3].map { (try? ImageFolderReader.decode(p, channels: $0)) != nil }.contains(true) }
+    case .config: return (try? RunConfig.parse(String(decoding: d, as: UTF8.self))) != nil
+    case .state: return (try? JSONDecoder().decode(Checkpoint.State.self, from: d)) != nil
+    case .probejobs: return (try? JSONDecoder().decode([ProbeJob].self, from: d)) != nil
+    case .manifest: return (try? JSONDecoder().decode(TokenStoreManifest.self, from: d)) != nil
+    case .hfconfig: return (try? JSONDecoder().decode(HFConfig.self, from: d)).map { (try? $0.modelConfig(name: "fuzz")) != nil } ?? false
+    case .preprocessor: return Self.viaFile(d, suffix: ".json") { (try? HFImageProcessorConfig.load($0)) != nil }
+    }
+  }
+
+  /// A message, then its meta as every type, then a task's body.
+  static func message(_ d: Data) -> Bool {
+    guard let m = try? Message.decode(d) else { return false }
+    _ = try? m.decodeMeta(Wire.Hello.self)
+    _ = try? m.decodeMeta(Wire.Welcome.self)
+    _ = try? m.decodeMeta(Wire.Refuse.self)
+    _ = try? m.decodeMeta(Wire.Ready.self)
+    _ = try? m.decodeMeta(Wire.Result.self)
+    _ = try? m.decodeMeta(Wire.ProbeSubmit.self)
+    _ = try? m.decodeMeta(Wire.ProbeList.self)
+    _ = try? m.decodeMeta(Wire.Done.self)
+    if let t = try? m.decodeMeta(Wire.Task.self) { _ = try? t.decodeMicrobatches(m.body, vocab: 16) }
+    return true
+  }
+
+  /// A float payload of the count its first two bytes say (at most 65,535 values).
+  static func codec(_ d: Data) -> Bool {
+    guard d.count >= 2 else { return false }
+    let n = Int(d[d.startIndex]) | Int(d[d.startIndex + 1]) << 8
+    var out = [Float](repeating: 0, count: max(n, 1))
+    return out.withUnsafeMutableBufferPointer { o in (try? GradientCodec.decode(Data(d.dropFirst(2)), into: o.baseAddress!, count: n)) != nil }
+  }
+
+  static func viaFile(_ d: Data, suffix: String = "", _ body: (String) -> Bool) -> Bool {
+    let path = scratch + suffix
+    FileManager.default.createFile(atPath: path, contents: d)
+    defer { unlink(path) }
+    return body(path)
+  }
+}
