@@ -3,6 +3,10 @@
 #define STBI_ONLY_PNG
 #define STBI_ONLY_JPEG
 #define STBI_ONLY_BMP
+// Images igpt reads are small (resized to 14..256 per side): a header claiming more than
+// 8192 per side is refused before stb allocates for it (found by make fuzz: a PNG header's
+// size alone made stb ask for gigabytes).
+#define STBI_MAX_DIMENSIONS 8192
 #include <stb/stb_image.h>
 #include <stb/stb_image_write.h>
 #include "CImage.h"

@@ -309,6 +309,9 @@ public struct RunConfig: Codable, Equatable, Sendable {
     return nil
   }
 
+  /// The deepest nesting a run config may have.
+  public static let maxNesting = 16
+
   /// The most bytes a run config may have (one is a few hundred).
   public static let maxConfigBytes = 1 << 20
 
@@ -318,6 +321,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
     guard text.utf8.count <= maxConfigBytes else {
       throw ConfigError("\(name): \(text.utf8.count) bytes is more than a run config may have (\(maxConfigBytes))")
     }
+    var depth = 0
     for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
       var quote: Character?
       var previous: Character = " "
@@ -330,9 +334,16 @@ public struct RunConfig: Codable, Equatable, Sendable {
           break
         } else if (ch == "&" || ch == "*") && " \t,[{:-".contains(previous) {
           throw ConfigError("\(name):\(n + 1): YAML anchors and aliases (& and *) are not accepted in run configs")
+        } else if ch == "[" || ch == "{" {
+          depth += 1
+          // (deep nesting overflows the YAML parser's stack; a run config nests twice)
+          if depth > maxNesting { throw ConfigError("\(name):\(n + 1): nested more than \(maxNesting) levels deep") }
+        } else if ch == "]" || ch == "}" {
+          depth = max(0, depth - 1)
         }
         previous = ch
       }
+      if line.prefix { $0 == " " }.count > 2 * maxNesting { throw ConfigError("\(name):\(n + 1): indented more than \(maxNesting) levels deep") }
     }
   }
 
