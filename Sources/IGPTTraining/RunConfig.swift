@@ -321,6 +321,10 @@ public struct RunConfig: Codable, Equatable, Sendable {
     guard text.utf8.count <= maxConfigBytes else {
       throw ConfigError("\(name): \(text.utf8.count) bytes is more than a run config may have (\(maxConfigBytes))")
     }
+    // (Yams traps on integers that overflow as it reads them, YAML 1.1's base-60 "1:2:3" too)
+    if let r = text.range(of: "[0-9]{30,}|(^|[\\s\\[{,])[0-9_]+(:[0-9_]+)+(?=[\\s,\\]}]|$)", options: .regularExpression) {
+      throw ConfigError("\(name): \(text[r].prefix(40)) is not a number a run config can hold")
+    }
     var depth = 0
     for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
       var quote: Character?

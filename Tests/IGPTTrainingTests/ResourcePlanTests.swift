@@ -30,3 +30,12 @@ import Testing
     _ = try RunConfig.parse("# 2 * 3 & more\ndata: {store: \"a*b&c\"}  # *x\n")
   }
 }
+
+extension ResourcePlanTests {
+  /// Numbers Yams would trap on while reading them are refused first; addresses are not numbers.
+  @Test func numbersThatOverflowTheReaderAreRefused() throws {
+    #expect(throws: ConfigError.self) { try RunConfig.parse("train: {steps: 15:99999999999999999999}") }
+    #expect(throws: ConfigError.self) { try RunConfig.parse("train: {steps: \(String(repeating: "9", count: 40))}") }
+    _ = try RunConfig.parse("data: {store: tcp://127.0.0.1:5555}\n")
+  }
+}
