@@ -69,8 +69,9 @@ public enum Harness: String, CaseIterable, Sendable {
     return out.withUnsafeMutableBufferPointer { o in (try? GradientCodec.decode(Data(d.dropFirst(2)), into: o.baseAddress!, count: n)) != nil }
   }
 
+  /// (one file per harness and thread: the regression test replays harnesses in parallel)
   static func viaFile(_ d: Data, suffix: String = "", _ body: (String) -> Bool) -> Bool {
-    let path = scratch + suffix
+    let path = scratch + "-\(pthread_self())" + suffix
     FileManager.default.createFile(atPath: path, contents: d)
     defer { unlink(path) }
     return body(path)
