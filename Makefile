@@ -37,9 +37,9 @@ bench-cluster: build
 	bash cluster/bench-probe-share.sh configs/fashion-mnist-tiny.yaml 80 2
 	.build/release/igpt bench-codec --config configs/fashion-mnist-tiny.yaml
 
-## fuzz: libFuzzer + AddressSanitizer on every parser of outside bytes (FUZZ_SECONDS each, default 300; FUZZ_TARGETS to pick)
+## fuzz: libFuzzer + AddressSanitizer on every parser of outside bytes (each for FUZZ_SECONDS=300 or FUZZ_RUNS=1000000, whichever first; FUZZ_TARGETS to pick)
 fuzz: setup
-	IGPT_FUZZ=1 swift build -c release --product igpt-fuzz --build-path .build-fuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library
+	IGPT_FUZZ=1 swift build -c release --product igpt-fuzz --build-path .build-fuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library -Xcc -fsanitize=fuzzer-no-link,address
 	bash Tests/Fuzz/run.sh
 
 ## cluster-test: coordinator and workers in their own network namespaces (needs root): a worker killed, one joining, model byte-identical to igpt train

@@ -24,6 +24,13 @@ public struct CurveKey: Hashable, Sendable, CustomStringConvertible {
     z85 = String(cString: text)
   }
 
+  /// The key's 32 raw bytes.
+  public var bytes: [UInt8] {
+    var out = [UInt8](repeating: 0, count: 32)
+    _ = zmq_z85_decode(&out, z85)
+    return out
+  }
+
   /// A fresh key pair.
   public static func generatePair() throws -> (public: CurveKey, secret: CurveKey) {
     var pub = [CChar](repeating: 0, count: 41)

@@ -37,26 +37,57 @@ public final class ZAPHandler {
   /// Answers every waiting authentication request.
   public func serve() {
     while let r = socket.receive() {
-      let f = r.frames
-      // version, request id, domain, address, identity, mechanism, credentials...
-      guard f.count >= 6 else { continue }
-      let requestId = f[1]
-      let address = String(decoding: f[3], as: UTF8.self)
-      let mechanism = String(decoding: f[5], as: UTF8.self)
-      var status = "400", text = "not allowed", user = ""
-      if mechanism == "CURVE", f.count >= 7, let key = CurveKey(bytes: [UInt8](f[6])) {
-        if allowed.contains(key) {
-          status = "200"
-          text = "OK"
-          user = key.z85
-        } else if reported.insert(key.z85 + address).inserted {
-          log("refused a CURVE client from \(address): key \(key.z85) is not on the allow-list (\(allowPath))")
-        }
-      } else if reported.insert(mechanism + address).inserted {
-        log("refused a client from \(address): it offered \(mechanism), this coordinator requires CURVE keys")
-      }
-      socket.send([Data("1.0".utf8), requestId, Data(status.utf8), Data(text.utf8), Data(user.utf8), Data()])
+      guard let d = Self.decide(r.frames, allowed: allowed) else { continue }
+      if let refusal = d.refusal, reported.insert(refusal.once).inserted { log(line(refusal)) }
+      socket.send(d.reply)
     }
+  }
+
+  func line(_ r: Refusal) -> String {
+    switch r {
+    case .keyNotAllowed(let address, let key):
+      return "refused a CURVE client from \(address): key \(key.z85) is not on the allow-list (\(allowPath))"
+    case .notCurve(let address, let mechanism):
+      return "refused a client from \(address): it offered \(mechanism), this coordinator requires CURVE keys"
+    }
+  }
+
+  /// Why a client was refused.
+  public enum Refusal: Equatable {
+    case keyNotAllowed(address: String, key: CurveKey)
+    case notCurve(address: String, mechanism: String)
+
+    /// What makes two refusals the same for logging (each is logged once).
+    var once: String {
+      switch self {
+      case .keyNotAllowed(let a, let k): return k.z85 + a
+      case .notCurve(let a, let m): return m + a
+      }
+    }
+  }
+
+  /// The answer to one request: the reply frames, and why the client was refused if it was.
+  public struct Decision: Equatable {
+    public var reply: [Data]
+    public var refusal: Refusal?
+  }
+
+  /// Decides one ZAP request (RFC 27 frames: version, request id, domain, address, identity,
+  /// mechanism, credentials...): 200 only for a CURVE client whose key is allowed. Nil for a
+  /// request too short to answer.
+  public static func decide(_ f: [Data], allowed: Set<CurveKey>) -> Decision? {
+    guard f.count >= 6 else { return nil }
+    let address = String(decoding: f[3], as: UTF8.self)
+    let mechanism = String(decoding: f[5], as: UTF8.self)
+    var status = "400", text = "not allowed", user = ""
+    var refusal: Refusal?
+    if mechanism == "CURVE", f.count >= 7, let key = CurveKey(bytes: [UInt8](f[6])) {
+      if allowed.contains(key) { (status, text, user) = ("200", "OK", key.z85) }
+      else { refusal = .keyNotAllowed(address: address, key: key) }
+    } else {
+      refusal = .notCurve(address: address, mechanism: mechanism)
+    }
+    return Decision(reply: [Data("1.0".utf8), f[1], Data(status.utf8), Data(text.utf8), Data(user.utf8), Data()], refusal: refusal)
   }
 
   /// The public keys in a file, or in every regular file of a directory; errors name the file.

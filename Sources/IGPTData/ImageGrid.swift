@@ -39,12 +39,14 @@ public enum ImageGrid {
     }
     let dir = (path as NSString).deletingLastPathComponent
     let tmp = ((dir.isEmpty ? "." : dir) as NSString).appendingPathComponent(".\((path as NSString).lastPathComponent).tmp-\(getpid())")
-    guard cimage_write_png(tmp, Int32(W), Int32(H), Int32(c), img) != 0 else {
-      throw DataError.file(path, "cannot write PNG (does the directory exist?)")
-    }
-    guard rename(tmp, path) == 0 else {
-      unlink(tmp)
-      throw DataError.file(path, "cannot move the PNG into place (\(String(cString: strerror(errno))))")
+    try Interruption.critical {  // a stop waits for the PNG and its rename (milliseconds)
+      guard cimage_write_png(tmp, Int32(W), Int32(H), Int32(c), img) != 0 else {
+        throw DataError.file(path, "cannot write PNG (does the directory exist?)")
+      }
+      guard rename(tmp, path) == 0 else {
+        unlink(tmp)
+        throw DataError.file(path, "cannot move the PNG into place (\(String(cString: strerror(errno))))")
+      }
     }
   }
 

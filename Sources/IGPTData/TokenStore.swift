@@ -23,11 +23,34 @@ public final class TokenStore: @unchecked Sendable {
     guard m.formatVersion == TokenStoreManifest.currentVersion else {
       throw DataError.file(manifestPath, "format version \(m.formatVersion); this igpt reads version \(TokenStoreManifest.currentVersion)")
     }
-    guard m.sequenceLength == m.resolution * m.resolution, m.palette.allSatisfy({ $0.count == m.channels }) else {
-      throw DataError.file(manifestPath, "inconsistent resolution, sequence length or palette")
+    guard (1...1024).contains(m.resolution), m.channels == 1 || m.channels == 3,
+      m.sequenceLength == m.resolution * m.resolution, m.palette.allSatisfy({ $0.count == m.channels })
+    else {
+      throw DataError.file(manifestPath, "inconsistent resolution, sequence length, channels or palette")
+    }
+    do { palette = try m.makePalette() } catch { throw DataError.file(manifestPath, "\(error)") }
+    for (name, split) in m.splits.sorted(by: { $0.key < $1.key }) {
+      if let why = Self.problem(split, sequenceLength: m.sequenceLength, tokenBytes: palette.tokenBytes) {
+        throw DataError.file(manifestPath, "split '\(name)': \(why)")
+      }
     }
     manifest = m
-    do { palette = try m.makePalette() } catch { throw DataError.file(manifestPath, "\(error)") }
+  }
+
+  /// What is wrong with a split's entry, if anything: shard files outside the store, counts
+  /// that do not add up, or sizes other than the header, tokens, labels and indices make.
+  static func problem(_ split: TokenStoreManifest.Split, sequenceLength: Int, tokenBytes: Int) -> String? {
+    var total = 0
+    for s in split.shards {
+      if s.file.isEmpty || s.file.contains("/") || s.file.hasPrefix(".") { return "shard name '\(s.file)' is not a file in the store" }
+      guard s.count >= 0, s.count <= Int(Int32.max) else { return "shard \(s.file) has count \(s.count)" }
+      // at most 2^31 images of 2^21 two-byte tokens: no overflow
+      let size = TokenShard.headerBytes + s.count * (sequenceLength * tokenBytes + 8)
+      guard s.bytes == size else { return "shard \(s.file) is said to be \(s.bytes) bytes, \(s.count) images make \(size)" }
+      total += s.count
+    }
+    guard split.count == total else { return "count \(split.count), its shards hold \(total)" }
+    return nil
   }
 
   static func describe(_ error: Error) -> String {

@@ -27,14 +27,7 @@ public enum HFDirectory {
     if FileManager.default.fileExists(atPath: single) {
       files = [single]
     } else if let d = FileManager.default.contents(atPath: indexPath) {
-      guard let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any], let map = o["weight_map"] as? [String: String] else {
-        throw SafetensorsError("\(indexPath): has no weight_map of tensor names to files")
-      }
-      files = Array(Set(map.values)).sorted()
-      if let bad = files.first(where: { $0.contains("/") || $0.hasPrefix(".") }) {
-        throw SafetensorsError("\(indexPath): shard name '\(bad)' is not a file in the directory")
-      }
-      files = files.map { (path as NSString).appendingPathComponent($0) }
+      files = try shardFiles(index: d, name: indexPath).map { (path as NSString).appendingPathComponent($0) }
     } else {
       throw SafetensorsError("\(path): has config.json but neither model.safetensors nor model.safetensors.index.json")
     }
@@ -53,6 +46,20 @@ public enum HFDirectory {
       return try IGPT.load(huggingFaceShards: shards, config: config, name: path)
     }
     return (model, notes)
+  }
+
+  /// The shard file names a `model.safetensors.index.json` maps tensors to (sorted, each once);
+  /// names that would leave the directory are refused.
+  public static func shardFiles(index d: Data, name: String) throws -> [String] {
+    guard let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any], let map = o["weight_map"] as? [String: String] else {
+      throw SafetensorsError("\(name): has no weight_map of tensor names to files")
+    }
+    let files = Array(Set(map.values)).sorted()
+    if let bad = files.first(where: { $0.isEmpty || $0.contains("/") || $0.hasPrefix(".") }) {
+      throw SafetensorsError("\(name): shard name '\(bad)' is not a file in the directory")
+    }
+    guard !files.isEmpty else { throw SafetensorsError("\(name): its weight_map names no files") }
+    return files
   }
 
   /// Calls body with the raw bytes of every buffer at once.

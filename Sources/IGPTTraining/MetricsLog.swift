@@ -24,7 +24,7 @@ public final class MetricsLog {
 
   /// Bytes of the whole lines before the first record of a step after `step` (a torn last
   /// line is dropped too).
-  static func keptPrefix(_ data: Data, throughStep step: Int) -> Int {
+  public static func keptPrefix(_ data: Data, throughStep step: Int) -> Int {
     var keep = 0
     var start = data.startIndex
     while let nl = data[start...].firstIndex(of: UInt8(ascii: "\n")) {

@@ -30,7 +30,7 @@ public enum TFRecord {
     var out: [(Data, Int)] = []
     file.withUnsafeBytes { raw in
       var at = 0
-      while raw.count - at >= 12 {
+      while raw.count - at >= 16 {  // the smallest record: two CRCs and the length, no data
         let header = UnsafeRawBufferPointer(rebasing: raw[at..<(at + 8)])
         let length = header.loadUnaligned(as: UInt64.self).littleEndian
         guard masked(crc(header)) == raw.loadUnaligned(fromByteOffset: at + 8, as: UInt32.self).littleEndian,

@@ -18,13 +18,7 @@ public final class TensorBoardLog {
     let dir = (runDir as NSString).appendingPathComponent("tensorboard")
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     path = (dir as NSString).appendingPathComponent(Self.fileName)
-    var keep = 0
-    if let old = FileManager.default.contents(atPath: path) {
-      for r in TFRecord.records(old) {
-        guard let e = try? Tensorboard_Event(serializedBytes: r.data), e.step <= Int64(step) else { break }
-        keep = r.end
-      }
-    }
+    let keep = FileManager.default.contents(atPath: path).map { Self.keptPrefix($0, throughStep: step) } ?? 0
     if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
     guard let h = FileHandle(forUpdatingAtPath: path) else { throw DataError.file(path, "cannot open for writing") }
     try h.truncate(atOffset: UInt64(keep))
@@ -36,6 +30,17 @@ public final class TensorBoardLog {
       e.fileVersion = "brain.Event:2"
       write(e)
     }
+  }
+
+  /// Bytes of the whole records before the first event of a step after `step` (or one that
+  /// does not parse: a torn or foreign tail is dropped).
+  public static func keptPrefix(_ old: Data, throughStep step: Int) -> Int {
+    var keep = 0
+    for r in TFRecord.records(old) {
+      guard let e = try? Tensorboard_Event(serializedBytes: r.data), e.step <= Int64(step) else { break }
+      keep = r.end
+    }
+    return keep
   }
 
   /// Scalars at a step, one Event with one value per tag (tags sorted).

@@ -30,7 +30,6 @@ struct CoordinatorCommand: ParsableCommand {
   @Option(name: .customLong("debug-max-block"), help: .hidden) var maxBlock: Int?
 
   func run() throws {
-    StopSignal.install()
     let c = try options.load()
     Parallel.threads = ProcessInfo.processInfo.activeProcessorCount
     BLAS.setThreads(1)

@@ -20,7 +20,6 @@ struct ExportCommand: ParsableCommand {
   @Option(help: "Token store whose palette goes into preprocessor_config.json (default: the checkpoint's).") var data: String?
 
   func run() throws {
-    StopSignal.install()
     let resolved = try CheckpointArgument.load(checkpoint)
     let model = resolved.model
     guard model.config.objective == .ar else {

@@ -32,7 +32,6 @@ struct PrepareCommand: ParsableCommand {
   @Option(help: "Threads (default: all cores).") var threads = ProcessInfo.processInfo.activeProcessorCount
 
   func run() throws {
-    StopSignal.install()
     Parallel.threads = max(1, threads)
     BLAS.setThreads(1)
     var o = Preparation.Options(dataset: dataset, resolution: resolution, out: out)

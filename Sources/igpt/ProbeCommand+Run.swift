@@ -128,7 +128,6 @@ extension ProbeCommand {
     }
 
     func run() throws {
-      StopSignal.install()
       try memory.apply()
       Parallel.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
       BLAS.setThreads(1)

@@ -9,7 +9,8 @@ import Synchronization
 /// Stopping is always prompt: a watchdog thread ends the process `grace` seconds after the
 /// signal unless the command has taken the stop in hand (`acknowledge`), waiting only for a
 /// checkpoint being written (`Interruption.critical`); it removes unfinished temporary
-/// directories first. A second signal of the same kind ends the process at once.
+/// directories first. A second signal of the same kind ends the process at once. main.swift
+/// installs it for every command.
 enum StopSignal {
   static let flag = Atomic<Int32>(0)
   static let acknowledged = Atomic<Bool>(false)

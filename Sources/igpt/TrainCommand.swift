@@ -22,7 +22,6 @@ struct TrainCommand: ParsableCommand {
   @Flag(help: "Continue from the newest intact checkpoint in --run.") var resume = false
 
   func run() throws {
-    StopSignal.install()
     let c = try options.load()
     BLAS.setThreads(1)
     let end = min(c.train.steps, stopAt ?? c.train.steps)

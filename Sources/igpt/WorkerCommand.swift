@@ -35,7 +35,6 @@ struct WorkerCommand: ParsableCommand {
     let expected = try config.map { try RunConfig.load(path: $0) }
     let clientKeys = try keys.load(secretFallback: expected?.cluster.secretKey, serverFallback: expected?.cluster.serverKey)
     let label = name ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
-    StopSignal.install()
     var options = Worker.Options(endpoint: connect, name: label, threads: threads, config: expected, giveUpAfter: giveUpAfter,
                                  keys: clientKeys, log: { logLine(stamp("worker \(label): \($0)")) }, shouldStop: {
       guard StopSignal.received != 0 else { return false }

@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
-# make fuzz [FUZZ_SECONDS=300] [FUZZ_TARGETS="message codec ..."]: runs each libFuzzer harness
-# (Tests/FuzzHarness) from its committed seed corpus (Tests/Fuzz/corpus/NAME) for FUZZ_SECONDS,
-# two at a time, and prints executions, coverage and crashes per harness. A crash input is kept
-# in .build-fuzz/crashes/; copy it to Tests/Fuzz/regressions/NAME/ once fixed (make test replays it).
+# make fuzz [FUZZ_SECONDS=300] [FUZZ_RUNS=1000000] [FUZZ_TARGETS="message codec ..."]: runs each
+# libFuzzer harness (Tests/FuzzHarness) from its committed seed corpus (Tests/Fuzz/corpus/NAME)
+# for FUZZ_SECONDS or FUZZ_RUNS executions, whichever comes first (0 runs: no limit), two at a
+# time, and prints executions, coverage and crashes per harness. A crash input is kept in
+# .build-fuzz/crashes/; copy it to Tests/Fuzz/regressions/NAME/ once fixed (make test replays it).
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=$ROOT/.build-fuzz/release/igpt-fuzz
 SECONDS_EACH=${FUZZ_SECONDS:-300}
-TARGETS=${FUZZ_TARGETS:-"message codec safetensors npy idx cifar image config state probejobs manifest hfconfig preprocessor"}
+RUNS_EACH=${FUZZ_RUNS:-1000000}
+TARGETS=${FUZZ_TARGETS:-"message codec safetensors npy idx cifar image config state probejobs manifest hfconfig preprocessor hfindex store curvekey allowlist zap tfevents metrics"}
 OUT=$ROOT/.build-fuzz/runs
 mkdir -p "$OUT" "$ROOT/.build-fuzz/crashes"
 run() {
   local t=$1 work=$OUT/$1
   mkdir -p "$work/corpus"
-  IGPT_FUZZ_TARGET=$t ASAN_OPTIONS=detect_leaks=0 "$BIN" -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 -max_len=65536 \
+  IGPT_FUZZ_TARGET=$t ASAN_OPTIONS=detect_leaks=0 "$BIN" -max_total_time="$SECONDS_EACH" $([ "$RUNS_EACH" -gt 0 ] && echo "-runs=$RUNS_EACH") -rss_limit_mb=2048 -max_len=65536 \
     -timeout=10 -print_final_stats=1 -artifact_prefix="$ROOT/.build-fuzz/crashes/$t-" "$work/corpus" "$ROOT/Tests/Fuzz/corpus/$t" \
     > "$work/log" 2>&1
   echo $? > "$work/rc"

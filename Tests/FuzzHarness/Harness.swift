@@ -9,6 +9,7 @@ import IGPTTraining
 /// Any thrown error is accepted: only a crash, a trap or a sanitizer report is a finding.
 public enum Harness: String, CaseIterable, Sendable {
   case message, codec, safetensors, npy, idx, cifar, image, config, state, probejobs, manifest, hfconfig, preprocessor
+  case hfindex, store, curvekey, allowlist, zap, tfevents, metrics
 
   /// The harness IGPT_FUZZ_TARGET names (exits with the list when it names none).
   public static let chosen: Harness = {
@@ -43,6 +44,13 @@ public enum Harness: String, CaseIterable, Sendable {
     case .manifest: return (try? JSONDecoder().decode(TokenStoreManifest.self, from: d)) != nil
     case .hfconfig: return (try? JSONDecoder().decode(HFConfig.self, from: d)).map { (try? $0.modelConfig(name: "fuzz")) != nil } ?? false
     case .preprocessor: return Self.viaFile(d, suffix: ".json") { (try? HFImageProcessorConfig.load($0)) != nil }
+    case .hfindex: return (try? HFDirectory.shardFiles(index: d, name: "fuzz")) != nil
+    case .store: return Self.store(d)
+    case .curvekey: return Self.viaFile(d) { (try? CurveKey.load($0, secret: false)) != nil }
+    case .allowlist: return Self.viaFile(d) { (try? ZAPHandler.readAllowList($0)) != nil }
+    case .zap: return ZAPHandler.decide(Self.frames(d), allowed: [Self.allowedKey]) != nil
+    case .tfevents: return TensorBoardLog.keptPrefix(d, throughStep: 10) > 0
+    case .metrics: return MetricsLog.keptPrefix(d, throughStep: 10) > 0
     }
   }
 
@@ -67,6 +75,43 @@ public enum Harness: String, CaseIterable, Sendable {
     let n = Int(d[d.startIndex]) | Int(d[d.startIndex + 1]) << 8
     var out = [Float](repeating: 0, count: max(n, 1))
     return out.withUnsafeMutableBufferPointer { o in (try? GradientCodec.decode(Data(d.dropFirst(2)), into: o.baseAddress!, count: n)) != nil }
+  }
+
+  /// A token store whose manifest is the input, beside one fixed shard `s.bin` (2 images of
+  /// 4 one-byte tokens, labelled): opened, verified, every image read.
+  static func store(_ d: Data) -> Bool {
+    let dir = scratch + "-store-\(pthread_self())"
+    try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    FileManager.default.createFile(atPath: dir + "/s.bin", contents: storeShard)
+    FileManager.default.createFile(atPath: dir + "/manifest.json", contents: d)
+    guard let store = try? TokenStore(path: dir) else { return false }
+    var read = false
+    for name in store.splitNames {
+      guard let split = try? store.split(name), (try? split.verify()) != nil else { continue }
+      for i in 0..<min(split.count, 16) { read = (try? split.tokens(i)) != nil && (try? split.label(i)) != nil && (try? split.sourceIndex(i)) != nil }
+    }
+    return read
+  }
+
+  /// The shard the store harness's seed manifest describes.
+  static let storeShard = TokenShard.encode(tokens: [0, 1, 2, 3, 3, 2, 1, 0], tokenBytes: 1, sequenceLength: 4,
+                                            labels: [0, 1], sourceIndices: [0, 1])
+
+  /// A fixed allowed key for the ZAP harness.
+  static let allowedKey = CurveKey(z85: "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7")!
+
+  /// Frames from bytes: each a length byte, then that many bytes.
+  static func frames(_ d: Data) -> [Data] {
+    var out: [Data] = []
+    var at = d.startIndex
+    while at < d.endIndex {
+      let n = Int(d[at])
+      let end = min(d.endIndex, at + 1 + n)
+      out.append(Data(d[(at + 1)..<end]))
+      at = end
+    }
+    return out
   }
 
   /// (one file per harness and thread: the regression test replays harnesses in parallel)

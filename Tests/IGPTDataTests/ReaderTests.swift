@@ -99,4 +99,19 @@ import Testing
     FileManager.default.createFile(atPath: bad, contents: bytes.prefix(30))
     #expect { try DatasetLoader.load(corrupt) } throws: { e in "\(e)".contains("00001.png") && "\(e)".contains("decode") }
   }
+
+  /// A PNG whose chunk claims more bytes than the file has is refused before stb sizes a buffer
+  /// by the claim (an 80-byte file once made it allocate 2 GiB).
+  @Test func pngChunkLongerThanTheFileIsRefusedBeforeDecoding() throws {
+    let dir = Fixtures.directory("chunk")
+    let good = dir + "/good.png"
+    Fixtures.png(good, width: 2, height: 2, channels: 3, pixels: [UInt8](repeating: 9, count: 12))
+    var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: good)))
+    #expect(try ImageFolderReader.decode(good, channels: 3).pixels == [UInt8](repeating: 9, count: 12))
+    let idat = try #require((0..<(bytes.count - 4)).first { bytes[$0..<($0 + 4)].elementsEqual("IDAT".utf8) })
+    bytes.replaceSubrange((idat - 4)..<idat, with: [0x43, 0x44, 0x65, 0x66])  // 1.1 GB
+    let bad = dir + "/bad.png"
+    try Data(bytes).write(to: URL(fileURLWithPath: bad))
+    #expect { try ImageFolderReader.decode(bad, channels: 3) } throws: { e in "\(e)".contains("chunk longer than the file") }
+  }
 }

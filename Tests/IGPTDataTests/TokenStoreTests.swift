@@ -104,4 +104,29 @@ import Testing
     #expect { try TokenStore(path: dir) } throws: { e in "\(e)".contains("manifest") && !"\(e)".contains("\n") }
     #expect(throws: DataError.self) { try TokenStore(path: Fixtures.directory("empty")) }
   }
+
+  /// A manifest whose shard entries cannot be the files it names (counts that do not add up,
+  /// sizes the counts do not make, names outside the store) is refused when the store opens,
+  /// before any shard is mapped.
+  @Test(arguments: [
+    ("count", "split 'train': count"), ("bytes", "is said to be"), ("file", "is not a file in the store"), ("huge", "has count"),
+  ])
+  func aManifestWhoseShardsCannotBeRightIsRefused(field: String, message: String) throws {
+    let src = Fixtures.directory("lyingsrc")
+    Fixtures.folderDataset(at: src, classes: ["a", "b"], perClass: 3, side: 4)
+    let out = Fixtures.directory("lying") + "/s"
+    _ = try prepare(src, out: out)
+    let path = out + "/manifest.json"
+    var m = try JSONDecoder().decode(TokenStoreManifest.self, from: try Data(contentsOf: URL(fileURLWithPath: path)))
+    var train = try #require(m.splits["train"])
+    switch field {
+    case "count": train.count += 1
+    case "bytes": train.shards[0].bytes += 1
+    case "file": train.shards[0].file = "../" + train.shards[0].file
+    default: train.shards[0].count = Int.max
+    }
+    m.splits["train"] = train
+    try JSONEncoder().encode(m).write(to: URL(fileURLWithPath: path))
+    #expect { try TokenStore(path: out) } throws: { e in "\(e)".contains(message) && !"\(e)".contains("\n") }
+  }
 }

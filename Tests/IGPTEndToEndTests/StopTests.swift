@@ -59,4 +59,35 @@ import Testing
     #expect(r.stillRunning && r.seconds < 2 && r.status != 0, "\(r)")
     #expect(!FileManager.default.fileExists(atPath: dir + "/probe.json"))
   }
+
+  /// The coordinator waiting for workers, and coordinator and worker in a step of seconds: each
+  /// ends within 2 s of SIGTERM (the coordinator after checkpointing the step it is at).
+  @Test func sigtermEndsCoordinatorAndWorkerWithinTwoSeconds() throws {
+    let dir = Fixtures.directory("stopcluster")
+    try FileManager.default.createDirectory(atPath: dir + "/idx", withIntermediateDirectories: true)
+    _ = Fixtures.idxDataset(at: dir + "/idx", n: 2_000, nTest: 100, side: 28, gzipped: false)
+    #expect(try IGPTBinary.run(["prepare", "--dataset", dir + "/idx", "--resolution", "28", "--palette", "16", "--out", dir + "/store"]).status == 0)
+    let config = dir + "/slow.yaml"
+    try "model: {layers: 4, embd: 256, heads: 4, objective: ar}\ndata: {store: \(dir)/store}\ntrain: {steps: 5, batch: 32, microbatch: 8, val_every: 0}\ncheckpoint: {every: 5}\n"
+      .write(toFile: config, atomically: true, encoding: .utf8)
+    let endpoint = "tcp://127.0.0.1:5961"
+    // waiting for workers
+    let idle = try Self.terminate(["coordinator", "--config", config, "--run", dir + "/idle", "--bind", endpoint], after: 2)
+    #expect(idle.stillRunning && idle.seconds < 2, "\(idle)")
+    // a worker computing the first step's microbatches
+    let c = try ClusterProcess("coordinator", ["coordinator", "--config", config, "--run", dir + "/busy", "--bind", endpoint], logDir: dir)
+    let w = try ClusterProcess("worker", ["worker", "--connect", endpoint, "--name", "w", "--give-up-after", "5"], logDir: dir)
+    defer { c.kill(); w.kill() }
+    #expect(ClusterProcess.waitFor(timeout: 30) { c.log.contains("worker w joined") }, "\(c.log)")
+    Thread.sleep(forTimeInterval: 1)
+    var sent = Date()
+    c.kill(SIGTERM)
+    #expect(c.wait(timeout: 10) != nil && Date().timeIntervalSince(sent) < 2, "\(c.log)")
+    #expect(c.log.contains("stopped by SIGTERM"), "\(c.log)")
+    #expect(w.process.isRunning, "\(w.log)")
+    sent = Date()
+    w.kill(SIGTERM)
+    #expect(w.wait(timeout: 10) != nil && Date().timeIntervalSince(sent) < 2, "\(w.log)")
+    #expect(leftovers(dir).isEmpty, "\(leftovers(dir))")
+  }
 }

@@ -48,6 +48,10 @@ import Testing
     // a truncated tail (a writer killed mid-record) is not a record, and what precedes it stays
     let two = framed + TFRecord.frame(Data("second".utf8))
     #expect(TFRecord.records(two.dropLast(3)).map(\.data) == [data])
+    // 12 to 15 bytes after a record: a length and its CRC, but no room for data's CRC
+    for extra in 12...15 {
+      #expect(TFRecord.records(framed + TFRecord.frame(Data()).prefix(extra)).map(\.data) == [data])
+    }
   }
 
   @Test func aResumedLogCutsWhatCameAfterItsStep() throws {
