@@ -1,5 +1,6 @@
 import CImage
 import Foundation
+import IGPTModel
 
 /// Reads folders of images (PNG, JPEG, BMP): one subfolder per class (labels = sorted folder
 /// names) or flat (unlabelled). A folder with `train/` (and optionally `val/`, `test/`)
@@ -68,6 +69,7 @@ public enum ImageFolderReader {
     guard let first = files.first else { throw DataError.file(dir, "contains no PNG, JPEG or BMP images") }
     let probe = try decode(first.0, channels: channels)
     let per = probe.width * probe.height * channels
+    try MemoryBudget.check(Double(files.count) * Double(per), for: "decoding \(files.count) images of \(probe.width)x\(probe.height) in \(dir)")
     var pixels = [UInt8](repeating: 0, count: files.count * per)
     var failure: DataError?
     let lock = NSLock()

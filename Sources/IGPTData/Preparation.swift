@@ -1,4 +1,5 @@
 import Foundation
+import IGPTModel
 import IGPTKernels
 
 /// `igpt prepare`: images to a token store. Read, resize, learn (or load) the palette on the
@@ -77,6 +78,12 @@ public enum Preparation {
     var sets: [String: ImageSet] = ["train": source.train]
     if let t = source.test { sets["test"] = t }
     if let v = source.val { sets["val"] = v }
+    // resized floats and their tokens beside the decoded source (a folder's pixels were
+    // checked before decoding)
+    let images = sets.values.reduce(0) { $0 + $1.count }
+    let sourceBytes = sets.values.reduce(0.0) { $0 + Double($1.pixels.count) }
+    let pixelsOut = Double(images) * Double(o.resolution) * Double(o.resolution)
+    try MemoryBudget.check(sourceBytes + pixelsOut * (4 * Double(channels) + 2), for: "preparing \(images) images at \(o.resolution)x\(o.resolution)")
     var resized: [String: [Float]] = [:]
     for (i, name) in sets.keys.sorted().enumerated() {
       progress("resize", i, sets.count)

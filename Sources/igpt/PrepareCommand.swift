@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import IGPTData
 import IGPTKernels
+import IGPTModel
 
 /// `igpt prepare`: turns a dataset into a token store.
 struct PrepareCommand: ParsableCommand {
@@ -30,8 +31,10 @@ struct PrepareCommand: ParsableCommand {
   @Option(name: .customLong("palette-sample"), help: "Pixels sampled for k-means.") var paletteSample = 262_144
   @Option(name: .customLong("shard-size"), help: "Images per shard file.") var shardSize = 10_000
   @Option(help: "Threads (default: all cores).") var threads = ProcessInfo.processInfo.activeProcessorCount
+  @OptionGroup var memory: MemoryOption
 
   func run() throws {
+    try memory.apply()
     Parallel.threads = max(1, threads)
     BLAS.setThreads(1)
     var o = Preparation.Options(dataset: dataset, resolution: resolution, out: out)

@@ -71,6 +71,10 @@ import Testing
     expectRefused(try Self.measure(["sample", "--checkpoint", dir + "/ok", "--count", "100000000", "--out", dir + "/s.png"]),
                   "sampling 100000000 images needs", "sample")
     #expect(!FileManager.default.fileExists(atPath: dir + "/s.png"))
+    // a folder whose decoded images would not fit: refused before decoding them
+    expectRefused(try Self.measure(["prepare", "--dataset", src, "--resolution", "8", "--palette", "4", "--out", dir + "/s2", "--max-memory", "100"]),
+                  "decoding 12 images of 8x8", "prepare")
+    #expect(!FileManager.default.fileExists(atPath: dir + "/s2"))
   }
 
   /// Eight levels of ten aliases would expand to 10^8 nodes: refused before YAML expands them.
