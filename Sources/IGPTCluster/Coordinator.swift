@@ -24,6 +24,8 @@ public final class Coordinator {
     public var curve: (secret: CurveKey, allow: String)?
     /// Largest gradient block handed out (nil = as the workers allow; 1 = one microbatch per task).
     public var maxBlock: Int?
+    /// Workers to wait for before the first task goes out (0: start with the first to join).
+    public var waitForWorkers = 0
     /// True once per SIGHUP: re-read the allow-list.
     public var reloadRequested: () -> Bool = { false }
     public init(bind: String, log: @escaping (String) -> Void, shouldStop: @escaping () -> Bool) {
@@ -59,6 +61,8 @@ public final class Coordinator {
   /// The longest a task took so far (tasks held 5 times longer are handed out again).
   var slowestTask = 0.0
   var tokensPerSecond = 0.0
+  /// Whether `waitForWorkers` were there once (from then on, work goes out to whoever is in).
+  var enoughJoined = false
 
   public init(run: TrainingRun, options: Options) throws {
     self.training = run
@@ -116,8 +120,11 @@ public final class Coordinator {
         return .finished
       }
       let now = Date()
-      try replanIfUntouched()
-      dispatch(scheduler.assign(now: now, probes: probes.mayAssign(trainingDone: trainingDone)))
+      enoughJoined = enoughJoined || eligibleWorkers >= options.waitForWorkers
+      if enoughJoined {
+        try replanIfUntouched()
+        dispatch(scheduler.assign(now: now, probes: probes.mayAssign(trainingDone: trainingDone)))
+      }
       ZMQSocket.poll(zap.map { [socket, $0.socket] } ?? [socket], timeout: 0.05)
       zap?.serve()
       var n = 0
@@ -131,9 +138,10 @@ public final class Coordinator {
         for id in members.ids { send(Message(.heartbeat, runHash: runHash, version: version), to: id) }
       }
       expire(now: Date())
-      if members.count == 0 && now.timeIntervalSince(lastWaitingNote) >= 10 {
+      if (members.count == 0 || !enoughJoined) && now.timeIntervalSince(lastWaitingNote) >= 10 {
         lastWaitingNote = now
-        events.say("waiting for workers at step \(trainer.step): none connected (start one with: igpt worker --connect \(endpoint))")
+        let have = members.count == 0 ? "none connected" : "\(eligibleWorkers) of \(options.waitForWorkers) (--wait-for) ready"
+        events.say("waiting for workers at step \(trainer.step): \(have) (start one with: igpt worker --connect \(endpoint))")
       }
     }
   }

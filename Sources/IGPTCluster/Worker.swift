@@ -26,6 +26,9 @@ public final class Worker {
     /// Fault injection for tests: after this many tasks, computations hang (the socket thread
     /// keeps heartbeating), as a worker stuck in a kernel would.
     public var stallAfter: Int?
+    /// Capacity benchmarks (`igpt bench-cluster`): answer every task at once with a
+    /// precomputed result of the right size (`EmulatedWork`), parameters received, not decoded.
+    public var emulate = false
     public var log: (String) -> Void
     public var shouldStop: () -> Bool
     public init(endpoint: String, name: String, threads: Int? = nil, config: RunConfig? = nil, giveUpAfter: Double? = nil,
@@ -121,6 +124,8 @@ public final class Worker {
   var connection = 0
   public private(set) var microbatchesDone = 0
   let badInput: RateLimitedLog
+  /// The precomputed answers of an emulated worker.
+  var emulated: EmulatedWork?
 
   public init(options: Options) {
     self.options = options
@@ -307,6 +312,7 @@ public final class Worker {
 
   /// The version of parameters decoded into a model, or nil (said) when malformed.
   private func decode(_ p: Message, into model: IGPT, what: String) -> UInt64? {
+    if options.emulate { return p.version }
     do {
       try GradientCodec.decode(p.body, into: model.params, count: model.parameterCount)
       return p.version
@@ -330,6 +336,13 @@ public final class Worker {
     } catch {
       badInput.note("dropped task: \(error)")
       sendReady()
+      return
+    }
+    if options.emulate {
+      if emulated?.parameterCount != model.parameterCount { emulated = EmulatedWork(parameterCount: model.parameterCount) }
+      computing = t.id
+      slot.finish(emulated!.result(t, codec: codec, config: model.config, runHash: runHash, version: m.version), connection: connection)
+      microbatchesDone += microbatches.count
       return
     }
     let job = WorkerJob(model: model, residual: residual, codec: codec, runHash: runHash, version: m.version, task: t,

@@ -51,23 +51,37 @@ public final class Optimizer {
     }
   }
 
-  /// L2 norm of the summed gradient: Double partial sums over 16 fixed chunks added in order, so
-  /// the result does not depend on the thread count (a coordinator may run with any).
-  public func gradientNorm() -> Double {
-    let chunks = 16
-    var partial = [Double](repeating: 0, count: chunks)
+  /// The gradient norm's fixed chunks: a slab of `total` values cut in 16 (16-aligned), whatever
+  /// the thread count or the number of parameter-server shards (`ShardPlan` cuts on them).
+  public static let normChunks = 16
+
+  public static func normChunk(_ c: Int, total: Int) -> Range<Int> { Parallel.chunkRange(c, of: normChunks, count: total, align: 16) }
+
+  /// Sums of squares of the gradient (Double) over norm chunks `chunks` of a slab of `total`
+  /// values, of which this optimizer holds the slice starting at `offset`: one per chunk.
+  public func squaredNormPartials(chunks: Range<Int>, total: Int, offset: Int = 0) -> [Double] {
+    var partial = [Double](repeating: 0, count: chunks.count)
     let g = SendablePointer(gradient)
-    let n = count
     partial.withUnsafeMutableBufferPointer { p in
       let out = SendablePointer(p.baseAddress!)
-      DispatchQueue.concurrentPerform(iterations: chunks) { c in
+      DispatchQueue.concurrentPerform(iterations: chunks.count) { j in
         var s = 0.0
-        for i in Parallel.chunkRange(c, of: chunks, count: n, align: 16) { s += Double(g.pointer[i]) * Double(g.pointer[i]) }
-        out.pointer[c] = s
+        for i in Self.normChunk(chunks.lowerBound + j, total: total) { s += Double(g.pointer[i - offset]) * Double(g.pointer[i - offset]) }
+        out.pointer[j] = s
       }
     }
-    return partial.reduce(0, +).squareRoot()
+    return partial
   }
+
+  /// The L2 norm from every chunk's partial sum, added in chunk order.
+  public static func norm(partials: [Double]) -> Double { partials.reduce(0, +).squareRoot() }
+
+  /// L2 norm of the summed gradient, independent of the thread count (a coordinator may run
+  /// with any) and of how the slab is sharded.
+  public func gradientNorm() -> Double { Self.norm(partials: squaredNormPartials(chunks: 0..<Self.normChunks, total: count)) }
+
+  /// The factor that clips a gradient of this norm to `clip` (0 = off).
+  public static func clipScale(norm: Double, clip: Double) -> Float { clip > 0 && norm > clip ? Float(clip / norm) : 1 }
 
   /// Clips the summed gradient to `clip` (0 = off) and applies one AdamW update to params.
   /// Returns the gradient norm before clipping.
@@ -75,13 +89,20 @@ public final class Optimizer {
   public func update(params: UnsafeMutablePointer<Float>, learningRate: Double, clip: Double,
                      beta1: Double, beta2: Double, weightDecay: Double) -> Double {
     let norm = gradientNorm()
-    let scale: Float = clip > 0 && norm > clip ? Float(clip / norm) : 1
+    apply(params: params, learningRate: learningRate, gradScale: Self.clipScale(norm: norm, clip: clip),
+          beta1: beta1, beta2: beta2, weightDecay: weightDecay)
+    return norm
+  }
+
+  /// One AdamW update of the gradient times `gradScale` (a shard's slice of the update whose
+  /// clip the global norm decided).
+  public func apply(params: UnsafeMutablePointer<Float>, learningRate: Double, gradScale: Float,
+                    beta1: Double, beta2: Double, weightDecay: Double) {
     steps += 1
     AdamW.update(params: params, grads: gradient, m: m, v: v, count: count,
                  step: .init(learningRate: Float(learningRate), t: steps, beta1: Float(beta1),
                              beta2: Float(beta2), weightDecay: Float(weightDecay)),
-                 gradScale: scale)
-    return norm
+                 gradScale: gradScale)
   }
 }
 

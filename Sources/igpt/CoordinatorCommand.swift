@@ -28,6 +28,8 @@ struct CoordinatorCommand: ParsableCommand {
   @Flag(help: "Allow --bind on a non-loopback address without keys: traffic is unencrypted and anyone who reaches the port can join.")
   var insecure = false
   @Option(name: .customLong("debug-max-block"), help: .hidden) var maxBlock: Int?
+  @Option(name: .customLong("wait-for"), help: "Hand out no work until this many workers have joined (then any number may come and go).")
+  var waitFor = 0
 
   func run() throws {
     let c = try options.load()
@@ -65,6 +67,7 @@ struct CoordinatorCommand: ParsableCommand {
     })
     coordinatorOptions.curve = curve
     coordinatorOptions.maxBlock = maxBlock
+    coordinatorOptions.waitForWorkers = waitFor
     coordinatorOptions.reloadRequested = { HangupSignal.take() }
     let coordinator = try Coordinator(run: run, options: coordinatorOptions)
     logLine(stamp("igpt coordinator: listening on \(coordinator.endpoint); run \(String(coordinator.runHash, radix: 16)), \(c.cluster.codec) gradients"))

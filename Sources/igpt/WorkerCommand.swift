@@ -23,6 +23,8 @@ struct WorkerCommand: ParsableCommand {
   @Option(name: .customLong("give-up-after"), help: "Exit 1 after this many seconds without a coordinator (default: keep trying).")
   var giveUpAfter: Double?
   @Option(name: .customLong("debug-stall-after"), help: .hidden) var stallAfter: Int?
+  @Flag(help: "Answer every task at once with a precomputed gradient of the model's size, computing nothing (what igpt bench-cluster starts: it measures the cluster's own cost).")
+  var emulate = false
 
   @OptionGroup var memory: MemoryOption
 
@@ -42,6 +44,7 @@ struct WorkerCommand: ParsableCommand {
       return true
     })
     options.stallAfter = stallAfter
+    options.emulate = emulate
     let worker = Worker(options: options)
     logLine(stamp("worker \(label): connecting to \(connect)"))
     switch try worker.run() {

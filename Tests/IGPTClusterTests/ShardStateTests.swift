@@ -1,0 +1,73 @@
+import Foundation
+import IGPTKernels
+import Testing
+@testable import IGPTCluster
+@testable import IGPTTraining
+
+/// K parameter-server shards, without sockets: summing blocks in any order over their slices,
+/// adding their norm partials in chunk order and updating their slices give the bytes of one
+/// optimizer on the whole slab (`igpt train`), for any K the plan allows.
+@Suite struct ShardStateTests {
+  static let total = 10_007  // not a multiple of 16: the last chunk is short
+  static let microbatches = 5  // not a power of two: the tree has missing leaves
+
+  static func gradients(step: Int) -> [[Float]] {
+    var rng = SeededRandom(seed: UInt64(100 + step))
+    return (0..<microbatches).map { _ in (0..<total).map { _ in Float(rng.normal()) * 0.01 } }
+  }
+
+  @Test func planCutsOnNormChunks() throws {
+    for k in [1, 2, 3, 4, 5, 16] {
+      let plan = try ShardPlan(total: Self.total, shards: k)
+      #expect((0..<k).map { plan.elements($0).count }.reduce(0, +) == Self.total)
+      #expect(plan.elements(0).lowerBound == 0 && plan.elements(k - 1).upperBound == Self.total)
+      for i in 1..<k { #expect(plan.elements(i - 1).upperBound == plan.elements(i).lowerBound) }
+      #expect((0..<k).flatMap { Array(plan.chunks($0)) } == Array(0..<16))
+    }
+    #expect(throws: ConfigError.self) { _ = try ShardPlan(total: 100, shards: 17) }
+    #expect(throws: ConfigError.self) { _ = try ShardPlan(total: 100, shards: 0) }
+  }
+
+  @Test(arguments: [1, 2, 3, 4, 16])
+  func shardsUpdateTheBytesOneOptimizerDoes(shards k: Int) throws {
+    var t = RunConfig.Train()
+    t.weightDecay = 0.01
+    let clip = 0.05  // small enough that every step clips
+    var rng = SeededRandom(seed: 9)
+    let initial = (0..<Self.total).map { _ in Float(rng.normal()) * 0.02 }
+    let tree = GradientTree(count: Self.microbatches)
+    // one optimizer on the whole slab
+    let reference = Optimizer(count: Self.total)
+    var params = initial
+    // K shards
+    let plan = try ShardPlan(total: Self.total, shards: k)
+    let shards = (0..<k).map { ShardState(plan: plan, index: $0, tree: tree) }
+    initial.withUnsafeBufferPointer { p in for s in shards { s.restore(params: p.baseAddress!, m: nil, v: nil, steps: 0, version: 0) } }
+    for step in 0..<3 {
+      let g = Self.gradients(step: step)
+      let sum = GradientReduction(tree: tree, parameterCount: Self.total, output: reference.gradient)
+      for (i, leaf) in g.enumerated() { leaf.withUnsafeBufferPointer { _ = sum.add(tree.leaf(i), values: $0.baseAddress!) } }
+      let lr = 0.001 * Double(step + 1)
+      let norm = params.withUnsafeMutableBufferPointer {
+        reference.update(params: $0.baseAddress!, learningRate: lr, clip: clip, beta1: t.beta1, beta2: t.beta2, weightDecay: t.weightDecay)
+      }
+      // the shards get the leaves last first, each its slice, one duplicate refused
+      for i in (0..<Self.microbatches).reversed() {
+        for s in shards {
+          let body = g[i][s.elements].withUnsafeBufferPointer { GradientCodec.encode($0.baseAddress!, count: s.count) }
+          #expect(try s.add(block: tree.leaf(i), body: body) != .duplicate)
+          if i == 0 { #expect(try s.add(block: tree.leaf(i), body: body) == .duplicate) }
+        }
+      }
+      #expect(shards.allSatisfy { $0.isComplete })
+      let shardNorm = Optimizer.norm(partials: shards.flatMap { $0.normPartials() })
+      #expect(shardNorm == norm)
+      for s in shards { s.update(learningRate: lr, gradScale: Optimizer.clipScale(norm: shardNorm, clip: clip), config: t) }
+    }
+    let joined = { (slab: (ShardState) -> UnsafeMutablePointer<Float>) in shards.flatMap { Array(UnsafeBufferPointer(start: slab($0), count: $0.count)) } }
+    #expect(joined { $0.params } == params)
+    #expect(joined { $0.optimizer.m } == Array(UnsafeBufferPointer(start: reference.m, count: Self.total)))
+    #expect(joined { $0.optimizer.v } == Array(UnsafeBufferPointer(start: reference.v, count: Self.total)))
+    #expect(shards.allSatisfy { $0.version == 3 && $0.optimizer.steps == 3 })
+  }
+}
