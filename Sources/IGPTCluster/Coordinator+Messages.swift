@@ -13,6 +13,12 @@ extension Coordinator {
     let id = received.frames[0], bytes = received.frames[1], address = received.peerAddress
     clock.bytesIn += bytes.count
     guard let m = decoded(bytes, from: id, address: address) else { return }
+    if m.kind == .shardHello { return shardHello(m, from: id, address: address) }
+    if let k = shards?.index(of: id) {
+      shards!.heard(id, now: Date())
+      do { try fromShard(m, k) } catch { badInput.note("dropped \(m.kind) from shard \(k + 1): \(error)") }
+      return
+    }
     members.heard(id, bytes: bytes.count, now: Date())
     switch m.kind {
     case .hello: hello(m, from: id, address: address)
@@ -64,6 +70,8 @@ extension Coordinator {
     case .refuse(let reason, let fatal, let pin, let line):
       events.record("refused", ["worker": h.name, "address": address, "reason": reason, "fatal": fatal], line: line)
       send(Message(.refuse, meta: Wire.Refuse(reason: reason, fatal: fatal, pin: pin)), to: id)
+    case .welcome where shards.map({ !$0.allAt(version) }) ?? false:
+      waitingHellos.append((m, id, address))  // welcomed once every shard is restored
     case .welcome(let otherNumerics):
       if members[id] != nil { drop(id, because: "it said hello again") }
       members.join(id, h, address: address, otherNumerics: otherNumerics, now: Date())
@@ -72,7 +80,8 @@ extension Coordinator {
                     line: "worker \(h.name) joined from \(address) (pid \(h.pid) on \(h.host)); \(members.count) connected")
       let w = Wire.Welcome(runHash: runHash, model: trainer.model.config, threads: numerics.fingerprint.threads, codec: config.cluster.codec,
                            heartbeatInterval: interval, heartbeatMisses: config.cluster.heartbeatMisses, step: trainer.step,
-                           steps: training.end, recompute: config.train.recompute, numerics: numerics.fingerprint, policy: numerics.policy)
+                           steps: training.end, recompute: config.train.recompute, numerics: numerics.fingerprint, policy: numerics.policy,
+                           shards: shards?.endpoints ?? [])
       send(Message(.welcome, runHash: runHash, version: version, meta: w), to: id)
     }
   }
@@ -127,6 +136,10 @@ extension Coordinator {
     case .gradient:
       probes.noteTraining(seconds: r.seconds)
       clock.gradients += 1
+      if shards != nil {  // the shards took the gradient before the worker sent this result
+        guard body.isEmpty else { throw ProtocolError("gradient result with a body: this run's gradients go to its shards") }
+        return try server.checkLosses(block: phase[r.id]!.block!, r.losses, record: true)
+      }
       switch try server.add(block: phase[r.id]!.block!, body: body, losses: r.losses) {
       case .accepted(let evicted):
         let again = evicted.compactMap { phase.task(for: $0) }
@@ -149,6 +162,8 @@ extension Coordinator {
     } else if m.version >= Message.probeSnapshotBase {
       // that probe job is over: an empty body says so, and the worker drops its tasks
       send(Message(.params, runHash: runHash, version: m.version), to: id)
+    } else if shards != nil {
+      badInput.note("dropped a fetch of training parameters: this run's are served by its shards")
     } else if send(Message(.params, runHash: runHash, version: version, body: server.parametersPayload()), to: id) {
       members.update(id) { $0.parameterVersion = version }
     }
@@ -178,7 +193,7 @@ extension Coordinator {
   func dispatch(_ assignments: [Scheduler.Assignment]) {
     for a in assignments where members[a.worker] != nil {
       if let t = phase[a.task] {
-        if members[a.worker]!.parameterVersion != version {
+        if shards == nil && members[a.worker]!.parameterVersion != version {
           guard send(Message(.params, runHash: runHash, version: version, body: server.parametersPayload()), to: a.worker) else { continue }
           members.update(a.worker) { $0.parameterVersion = version }
         }

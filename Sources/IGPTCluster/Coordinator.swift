@@ -26,6 +26,8 @@ public final class Coordinator {
     public var maxBlock: Int?
     /// Workers to wait for before the first task goes out (0: start with the first to join).
     public var waitForWorkers = 0
+    /// Parameter-server shards to wait for (`igpt server`; 0: this process is the only one).
+    public var shards = 0
     /// True once per SIGHUP: re-read the allow-list.
     public var reloadRequested: () -> Bool = { false }
     public init(bind: String, log: @escaping (String) -> Void, shouldStop: @escaping () -> Bool) {
@@ -63,6 +65,14 @@ public final class Coordinator {
   var tokensPerSecond = 0.0
   /// Whether `waitForWorkers` were there once (from then on, work goes out to whoever is in).
   var enoughJoined = false
+  /// The parameter-server shards (nil: this process sums, updates and serves parameters).
+  var shards: ShardRoster?
+  /// Shards whose state came back for the pull under way, and the version last pulled.
+  var pulledShards: Set<Int> = []
+  var pulledVersion: UInt64?
+  /// Worker hellos that came before every shard was restored (answered then).
+  var waitingHellos: [(Message, Data, String)] = []
+  var lastHeartbeat = Date.distantPast
 
   public init(run: TrainingRun, options: Options) throws {
     self.training = run
@@ -78,6 +88,7 @@ public final class Coordinator {
     members = Membership(config: config)
     badInput = RateLimitedLog(log: options.log)
     phase = try TrainingPhase(run: training, validation: valBatches, firstId: 1, workers: 1, maxBlock: options.maxBlock)
+    if options.shards > 0 { shards = ShardRoster(plan: try ShardPlan(total: trainer.model.parameterCount, shards: options.shards)) }
     // The ZAP handler must be bound before the CURVE server socket, or libzmq admits everyone.
     zap = try options.curve.map { try ZAPHandler(allowPath: $0.allow, log: options.log) }
     socket = try ZMQSocket(.router)
@@ -104,17 +115,18 @@ public final class Coordinator {
   /// `.finished`) or until `shouldStop` (checkpoint of the current step, `.stopped`).
   public func run() throws -> Outcome {
     try beginPhase()
-    var lastHeartbeat = Date.distantPast, lastWaitingNote = Date.distantPast
+    try awaitShards()
+    var lastWaitingNote = Date.distantPast
     while true {
       if options.shouldStop() {
-        if training.checkpointDue(afterStep: trainer.step, stopping: true) { events.say(try training.checkpoint()) }
+        if training.checkpointDue(afterStep: trainer.step, stopping: true) { try checkpointNow() }
         return .stopped
       }
       if !trainingDone, phaseComplete, try finishPhase() {
         trainingDone = true
         if !probes.isIdle { events.say("training done; finishing the probe jobs") }
       }
-      advanceProbes()
+      try advanceProbes()
       if trainingDone && probes.isIdle {
         finishRun()
         return .finished
@@ -133,11 +145,9 @@ public final class Coordinator {
         n += 1
       }
       reloadAllowListIfAsked()
-      if now.timeIntervalSince(lastHeartbeat) >= interval {
-        lastHeartbeat = now
-        for id in members.ids { send(Message(.heartbeat, runHash: runHash, version: version), to: id) }
-      }
+      heartbeatIfDue(now: now)
       expire(now: Date())
+      try checkShards(now: Date())
       if (members.count == 0 || !enoughJoined) && now.timeIntervalSince(lastWaitingNote) >= 10 {
         lastWaitingNote = now
         let have = members.count == 0 ? "none connected" : "\(eligibleWorkers) of \(options.waitForWorkers) (--wait-for) ready"
@@ -146,10 +156,17 @@ public final class Coordinator {
     }
   }
 
-  /// Tells every worker the run is over, answering stragglers for a moment.
+  /// Heartbeats to every worker and shard, once per interval.
+  func heartbeatIfDue(now: Date) {
+    guard now.timeIntervalSince(lastHeartbeat) >= interval else { return }
+    lastHeartbeat = now
+    for id in members.ids + (shards?.members.compactMap { $0?.id } ?? []) { send(Message(.heartbeat, runHash: runHash, version: version), to: id) }
+  }
+
+  /// Tells every worker and shard the run is over, answering stragglers for a moment.
   func finishRun() {
     let done = Message(.done, runHash: runHash, version: version, meta: Wire.Done(step: trainer.step))
-    for id in members.ids { send(done, to: id) }
+    for id in members.ids + (shards?.members.compactMap { $0?.id } ?? []) { send(done, to: id) }
     let until = Date().addingTimeInterval(min(2, interval * 2))
     while Date() < until {
       ZMQSocket.poll(zap.map { [socket, $0.socket] } ?? [socket], timeout: 0.05)
@@ -169,7 +186,16 @@ public final class Coordinator {
 
   // MARK: - Phases
 
-  var phaseComplete: Bool { scheduler.allDone(.training) && (!phase.training || server.isComplete) && phase.validationComplete }
+  var phaseComplete: Bool { scheduler.allDone(.training) && (!phase.training || stepGradientIn) && phase.validationComplete }
+
+  /// The step's gradient is summed: here, or (with shards) by every shard, its losses here.
+  var stepGradientIn: Bool { shards.map { $0.norm(step: version) != nil && server.lossesComplete } ?? server.isComplete }
+
+  /// Writes the checkpoint due now (the shards' state pulled first).
+  func checkpointNow() throws {
+    try pullShards()
+    events.say(try training.checkpoint())
+  }
 
   var eligibleWorkers: Int { members.ids.filter { members[$0]!.numericsChecked }.count }
 
@@ -202,9 +228,9 @@ public final class Coordinator {
   /// All work of the phase is in: record validation, checkpoint if due, then update (true when the run is over).
   func finishPhase() throws -> Bool {
     if phase.validating { events.say(training.recordValidation(trainer.finishValidation(losses: phase.validationLosses.map { $0 ?? .nan }, of: valBatches))) }
-    if training.checkpointDue(afterStep: trainer.step) { events.say(try training.checkpoint()) }
+    if training.checkpointDue(afterStep: trainer.step) { try checkpointNow() }
     if training.isFinished { return true }
-    let r = server.applyUpdate()
+    let r = shards == nil ? server.applyUpdate() : try shardedUpdate()
     let split = clock.split(coordinatorSeconds: server.transferSeconds + clock.sendSeconds)
     tokensPerSecond = Double(trainer.tokensPerStep) / max(split.total, 1e-9)
     events.record("step", ["step": trainer.step, "workers": members.count, "gradients_in": clock.gradients, "wire_bytes_in": clock.bytesIn,
@@ -220,7 +246,8 @@ public final class Coordinator {
     return false
   }
 
-  func advanceProbes() {
+  func advanceProbes() throws {
+    if shards != nil && probes.current == nil && probes.queue.next != nil { try pullShards() }  // the job's snapshot
     if let started = probes.advance(step: trainer.step, model: trainer.model, store: trainer.store, firstTaskId: 1) {
       scheduler.replace(.probe, with: started.taskIds)
     } else if probes.current == nil && scheduler.pending(.probe) > 0 {

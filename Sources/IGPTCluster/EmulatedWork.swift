@@ -13,36 +13,42 @@ import IGPTTraining
 /// repeat, mantissas do not), not like zeros.
 final class EmulatedWork {
   let parameterCount: Int
-  private var bodies: [RunConfig.GradientCodecKind: Data] = [:]
+  private lazy var values: [Float] = {
+    var rng = SeededRandom(seed: 0xE4_0A7E)
+    return (0..<parameterCount).map { _ in
+      // Box-Muller from two uniforms in (0, 1]
+      let u = Double(rng.next() >> 11 + 1) * 0x1p-53, v = Double(rng.next() >> 11) * 0x1p-53
+      return Float(1e-3 * (-2 * log(u)).squareRoot() * cos(2 * Double.pi * v))
+    }
+  }()
+  private var bodies: [String: Data] = [:]
 
   init(parameterCount: Int) { self.parameterCount = parameterCount }
 
-  /// The encoded gradient for a codec (computed the first time it is asked for).
-  func gradient(_ codec: RunConfig.GradientCodecKind) -> Data {
-    if let b = bodies[codec] { return b }
-    var rng = SeededRandom(seed: 0xE4_0A7E)
-    var values = [Float](repeating: 0, count: parameterCount)
-    for i in 0..<parameterCount {
-      // Box-Muller from two uniforms in (0, 1]
-      let u = Double(rng.next() >> 11 + 1) * 0x1p-53, v = Double(rng.next() >> 11) * 0x1p-53
-      values[i] = Float(1e-3 * (-2 * log(u)).squareRoot() * cos(2 * Double.pi * v))
+  /// The encoded gradient over `range` for a codec (computed the first time it is asked for).
+  func gradient(_ codec: RunConfig.GradientCodecKind, _ range: Range<Int>) -> Data {
+    let key = "\(codec) \(range)"
+    if let b = bodies[key] { return b }
+    var residual = [Float](repeating: 0, count: max(1, range.count))
+    let body = values.withUnsafeBufferPointer { v in
+      codec == .bf16
+        ? GradientCodec.encodeBF16(v.baseAddress! + range.lowerBound, residual: &residual, count: range.count)
+        : GradientCodec.encode(v.baseAddress! + range.lowerBound, count: range.count)
     }
-    var residual = [Float](repeating: 0, count: parameterCount)
-    let body = codec == .bf16
-      ? GradientCodec.encodeBF16(values, residual: &residual, count: parameterCount)
-      : GradientCodec.encode(values, count: parameterCount)
-    bodies[codec] = body
+    bodies[key] = body
     return body
   }
 
   /// The result of a task, at once: a gradient (losses of 1 nat per microbatch), a validation
   /// loss, or features of zeros.
-  func result(_ t: Wire.Task, codec: RunConfig.GradientCodecKind, config: ModelConfig, runHash: UInt64, version: UInt64) -> Message {
+  func result(_ t: Wire.Task, codec: RunConfig.GradientCodecKind, config: ModelConfig, runHash: UInt64, version: UInt64,
+              slices: [Range<Int>] = []) -> (message: Message, slices: [Data]) {
     var body = Data()
     var losses: [Double] = []
+    var pushes: [Data] = []
     switch t.kind {
     case .gradient:
-      body = gradient(codec)
+      if slices.isEmpty { body = gradient(codec, 0..<parameterCount) } else { pushes = slices.map { gradient(codec, $0) } }
       losses = Array(repeating: 1, count: t.microbatches)
     case .validation:
       losses = [1]
@@ -51,6 +57,6 @@ final class EmulatedWork {
       body = [Float](repeating: 0, count: n).withUnsafeBufferPointer { GradientCodec.encode($0.baseAddress!, count: n) }
     }
     let meta = Wire.Result(id: t.id, kind: t.kind, step: t.step, micro: t.micro, losses: losses, seconds: 0)
-    return Message(.result, runHash: runHash, version: version, meta: meta, body: body)
+    return (Message(.result, runHash: runHash, version: version, meta: meta, body: body), pushes)
   }
 }

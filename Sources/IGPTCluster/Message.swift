@@ -16,7 +16,9 @@ public struct Message: Equatable, Sendable {
   /// 4: hello, welcome and ready carry numerics fingerprints; refuse can pin a worker.
   /// 5: gradient tasks are blocks of a step's microbatch tree (one gradient per block), results
   /// carry each microbatch's loss, ready names the parameter version it holds.
-  public static let protocolVersion: UInt16 = 5
+  /// 6: parameter-server shards (shardHello ... pull); welcome lists them; results of gradients
+  /// pushed to shards have empty bodies.
+  public static let protocolVersion: UInt16 = 6
   public static let headerSize = 40
   static let magic: [UInt8] = Array("IGPT".utf8)
   /// Parameter version of messages not tied to one.
@@ -27,6 +29,8 @@ public struct Message: Equatable, Sendable {
   public enum Kind: UInt16, Sendable, CaseIterable {
     case hello = 1, welcome, refuse, heartbeat, ready, params, task, result, done, reset
     case statusRequest, statusReply, fetch, probeSubmit, probeListRequest, probeList
+    // parameter-server shards (Wire+Shards.swift)
+    case shardHello, shardWelcome, shardState, push, pushed, partials, update, updated, pull
   }
 
   public var kind: Kind

@@ -34,12 +34,25 @@ final class ParameterServer {
     transferSeconds = 0
   }
 
-  /// Adds a block's gradient (an encoded body) and its microbatches' losses.
-  func add(block: GradientTree.Node, body: Data, losses blockLosses: [Double]) throws -> GradientReduction.Outcome {
+  /// Whether every microbatch's loss is in (the step's gradient is with the shards).
+  var lossesComplete: Bool { losses.allSatisfy { $0 != nil } }
+
+  /// The step's loss: the microbatches' in microbatch order.
+  var stepLoss: Double { losses.reduce(0.0) { $0 + ($1 ?? .nan) } }
+
+  /// Checks a block's losses against the block; records them (when `record`).
+  func checkLosses(block: GradientTree.Node, _ blockLosses: [Double], record: Bool) throws {
     let range = tree.range(block)
     guard blockLosses.count == range.count, blockLosses.allSatisfy(\.isFinite) else {
       throw ProtocolError("gradient result with \(blockLosses.count) losses for \(range.count) microbatches, or a non-finite one")
     }
+    if record { for (i, l) in zip(range, blockLosses) { losses[i] = l * Double(scale) } }
+  }
+
+  /// Adds a block's gradient (an encoded body) and its microbatches' losses.
+  func add(block: GradientTree.Node, body: Data, losses blockLosses: [Double]) throws -> GradientReduction.Outcome {
+    try checkLosses(block: block, blockLosses, record: false)
+    let range = tree.range(block)
     guard body.first == codec.code else { throw ProtocolError("gradient not in the run's codec (\(codec))") }
     let start = Date()
     defer { transferSeconds += Date().timeIntervalSince(start) }
@@ -68,8 +81,7 @@ final class ParameterServer {
   /// Applies the summed gradient: the step's loss is the microbatches' in microbatch order.
   func applyUpdate() -> Trainer.StepResult {
     precondition(isComplete, "update before the step's gradient is complete")
-    let loss = losses.reduce(0.0) { $0 + ($1 ?? .nan) }
     payload = nil
-    return trainer.applyUpdate(loss: loss)
+    return trainer.applyUpdate(loss: stepLoss)
   }
 }

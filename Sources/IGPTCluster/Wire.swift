@@ -34,6 +34,8 @@ public enum Wire {
     /// each ready, and gets no work unless they are equal (or the policy is any).
     public var numerics: NumericsFingerprint
     public var policy: RunConfig.NumericsPolicy
+    /// The parameter-server shards, in slab order (empty: the coordinator is the only one).
+    public var shards: [ShardEndpoint] = []
   }
 
   /// Coordinator -> peer: not accepted. Fatal refusals end the worker; others make it say hello again.

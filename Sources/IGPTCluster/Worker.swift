@@ -56,6 +56,8 @@ public final class Worker {
   final class ComputeHandoff: @unchecked Sendable {
     let lock = NSLock()
     var message: Message?
+    /// A sharded gradient's slices, pushed to the shards before `message` goes out.
+    var slices: [Data] = []
     /// The connection the finished task came over.
     var connection = 0
     var busy = false
@@ -71,9 +73,10 @@ public final class Worker {
       close(pipe[1])
     }
 
-    func finish(_ m: Message, connection c: Int) {
+    func finish(_ m: Message, slices s: [Data] = [], connection c: Int) {
       lock.withLock {
         message = m
+        slices = s
         connection = c
         busy = false
       }
@@ -81,12 +84,15 @@ public final class Worker {
       _ = write(pipe[1], &b, 1)
     }
 
-    func take() -> (Message, Int)? {
+    func take() -> (Message, [Data], Int)? {
       var buf = [UInt8](repeating: 0, count: 64)
       while read(pipe[0], &buf, buf.count) > 0 {}
       return lock.withLock {
-        defer { message = nil }
-        return message.map { ($0, connection) }
+        defer {
+          message = nil
+          slices = []
+        }
+        return message.map { ($0, slices, connection) }
       }
     }
   }
@@ -126,6 +132,13 @@ public final class Worker {
   let badInput: RateLimitedLog
   /// The precomputed answers of an emulated worker.
   var emulated: EmulatedWork?
+  /// The run's parameter-server shards (empty: the coordinator serves parameters and sums).
+  var shards: [ShardLink] = []
+  /// Parameter slices of `sliceVersion` received so far, by shard.
+  var slicesIn: [Int: Data] = [:]
+  var sliceVersion: UInt64?
+  /// Results waiting for their shards to take the gradient's slices: shards yet to answer.
+  var pushing: [UInt64: (result: Message, waiting: Set<Int>)] = [:]
 
   public init(options: Options) {
     self.options = options
@@ -154,7 +167,8 @@ public final class Worker {
         backoff = min(backoff * 2, 8)
         continue
       }
-      socket!.poll(timeout: interval / 2, orReadable: slot.pipe[0])
+      ZMQSocket.poll([socket!] + shards.map(\.socket), timeout: interval / 2, orReadable: slot.pipe[0])
+      receiveFromShards()
       while let r = socket?.receive() {
         lastHeard = Date()
         silentSince = nil
@@ -187,10 +201,15 @@ public final class Worker {
   /// Sends what ZeroMQ did not take before, then the result just computed.
   func sendResults() {
     while let m = unsent.first, send(m.message) { unsent.removeFirst() }
-    guard let (m, c) = slot.take() else { return }
+    guard let (m, slices, c) = slot.take() else { return }
     computing = nil
     // A result computed for an earlier connection is dropped: its run may have moved on.
-    if c == connection && m.runHash == welcome?.runHash && (!unsent.isEmpty || !send(m)) {
+    guard c == connection && m.runHash == welcome?.runHash else { return }
+    if !slices.isEmpty {
+      push(m, slices)  // the result goes out once every shard has taken its slice
+      return
+    }
+    if !unsent.isEmpty || !send(m) {
       unsent.append(((try? m.decodeMeta(Wire.Result.self))?.id ?? 0, m))
       options.log("result not taken by ZeroMQ (the queue to the coordinator is full): kept to send again")
     }
@@ -254,6 +273,7 @@ public final class Worker {
     if welcome == nil || welcome!.runHash != w.runHash {
       options.log("working for run \(String(w.runHash, radix: 16)) at step \(w.step)/\(w.steps): \(w.model.layers) layers x \(w.model.embd), \(model!.parameterCount) parameters, \(threads) threads, \(w.codec) gradients; numerics \(fingerprint!.summary)")
     }
+    try connectShards(w.shards)
     welcome = w
     parameterVersion = nil
   }
@@ -262,7 +282,7 @@ public final class Worker {
   func sendReady() {
     guard let w = welcome else { return }
     // results not yet handed to ZeroMQ are held too: their microbatches are not lost
-    let holding = (computing.map { [$0] } ?? []) + pendingTasks.map(\.task.id) + unsent.map(\.id)
+    let holding = (computing.map { [$0] } ?? []) + pendingTasks.map(\.task.id) + unsent.map(\.id) + pushing.keys.sorted()
     send(Message(.ready, runHash: w.runHash, meta: Wire.Ready(credit: Self.capacity - holding.count, parameterVersion: parameterVersion, holding: holding,
                                                               numerics: fingerprint)))
   }
@@ -278,6 +298,8 @@ public final class Worker {
         // Older than the parameters in hand: the coordinator has moved on.
         pendingTasks.removeFirst()
         sendReady()
+      } else if !shards.isEmpty && t.kind != .features {
+        fetchFromShards(m.version, runHash: w.runHash)
       } else if !fetchSent {
         fetchSent = true
         send(Message(.fetch, runHash: w.runHash, version: m.version))
@@ -341,17 +363,24 @@ public final class Worker {
     if options.emulate {
       if emulated?.parameterCount != model.parameterCount { emulated = EmulatedWork(parameterCount: model.parameterCount) }
       computing = t.id
-      slot.finish(emulated!.result(t, codec: codec, config: model.config, runHash: runHash, version: m.version), connection: connection)
+      let out = emulated!.result(t, codec: codec, config: model.config, runHash: runHash, version: m.version,
+                                 slices: t.kind == .gradient ? shards.map(\.range) : [])
+      slot.finish(out.message, slices: out.slices, connection: connection)
       microbatchesDone += microbatches.count
       return
     }
-    let job = WorkerJob(model: model, residual: residual, codec: codec, runHash: runHash, version: m.version, task: t,
+    var job = WorkerJob(model: model, residual: residual, codec: codec, runHash: runHash, version: m.version, task: t,
                         microbatches: microbatches, stallAt: options.stallAfter.map { $0 - microbatchesDone })
+    if t.kind == .gradient { job.slices = shards.map { $0.endpoint.lower..<$0.endpoint.upper } }
     let handoff = slot
     handoff.lock.withLock { handoff.busy = true }
     computing = t.id
     let c = connection
-    Thread.detachNewThread { handoff.finish(job.run(), connection: c) }
+    let ready = job
+    Thread.detachNewThread {
+      let out = ready.run()
+      handoff.finish(out.message, slices: out.slices, connection: c)
+    }
     microbatchesDone += microbatches.count
   }
 }

@@ -17,18 +17,27 @@ struct WorkerJob: @unchecked Sendable {
   let microbatches: [Microbatch]
   /// Fault injection: hang before computing microbatch i of the task (the socket thread keeps heartbeating).
   let stallAt: Int?
+  /// The parameter-server shards' slices of the slab: a gradient is encoded slice by slice (one
+  /// push to each shard) and the result to the coordinator has an empty body. Empty: one gradient.
+  var slices: [Range<Int>] = []
 
-  func run() -> Message {
+  /// The result for the coordinator, and the gradient's slices for the shards (if sharded).
+  func run() -> (message: Message, slices: [Data]) {
     let start = Date()
     var body = Data()
     var losses: [Double] = []
+    var pushes: [Data] = []
     switch task.kind {
     case .gradient:
       let sum = blockGradient(losses: &losses)
-      body = codec == .bf16 && residual != nil
-        ? GradientCodec.encodeBF16(sum.pointer, residual: residual!, count: model.parameterCount)
-        : GradientCodec.encode(sum.pointer, count: model.parameterCount)
+      let parts = slices.isEmpty ? [0..<model.parameterCount] : slices
+      let encoded = parts.map { r in
+        codec == .bf16 && residual != nil
+          ? GradientCodec.encodeBF16(sum.pointer + r.lowerBound, residual: residual! + r.lowerBound, count: r.count)
+          : GradientCodec.encode(sum.pointer + r.lowerBound, count: r.count)
+      }
       sum.release()
+      if slices.isEmpty { body = encoded[0] } else { pushes = encoded }
     case .validation:
       stallIfAsked(0)
       losses = [Gradient.loss(model: model, microbatch: microbatches[0])]
@@ -38,7 +47,7 @@ struct WorkerJob: @unchecked Sendable {
     }
     let meta = Wire.Result(id: task.id, kind: task.kind, step: task.step, micro: task.micro, losses: losses,
                            seconds: Date().timeIntervalSince(start))
-    return Message(.result, runHash: runHash, version: version, meta: meta, body: body)
+    return (Message(.result, runHash: runHash, version: version, meta: meta, body: body), pushes)
   }
 
   private func stallIfAsked(_ i: Int) {

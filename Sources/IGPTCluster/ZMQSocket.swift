@@ -130,18 +130,16 @@ public final class ZMQSocket {
     return rc > 0 && (item.revents & Int16(ZMQ_POLLIN)) != 0
   }
 
-  /// Waits up to `timeout` seconds for a message on any of the sockets.
-  public static func poll(_ sockets: [ZMQSocket], timeout: Double) {
+  /// Waits up to `timeout` seconds for a message on any of the sockets, or for `fd` to become
+  /// readable (a wake-up pipe).
+  public static func poll(_ sockets: [ZMQSocket], timeout: Double, orReadable fd: Int32? = nil) {
     var items = sockets.map { zmq_pollitem_t(socket: $0.handle, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0) }
+    if let fd { items.append(zmq_pollitem_t(socket: nil, fd: fd, events: Int16(ZMQ_POLLIN), revents: 0)) }
     _ = zmq_poll(&items, Int32(items.count), Int(max(0, timeout) * 1000))
   }
 
   /// Waits up to `timeout` seconds for a message or for `fd` to become readable (a wake-up pipe).
-  public func poll(timeout: Double, orReadable fd: Int32) {
-    var items = [zmq_pollitem_t(socket: handle, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0),
-                 zmq_pollitem_t(socket: nil, fd: fd, events: Int16(ZMQ_POLLIN), revents: 0)]
-    _ = zmq_poll(&items, 2, Int(max(0, timeout) * 1000))
-  }
+  public func poll(timeout: Double, orReadable fd: Int32) { Self.poll([self], timeout: timeout, orReadable: fd) }
 }
 
 /// A cluster failure with a one-line reason.

@@ -89,6 +89,15 @@ public final class Trainer {
     return StepResult(loss: loss, gradNorm: norm, learningRate: lr)
   }
 
+  /// An update applied elsewhere (by parameter-server shards, from this run's schedule): the
+  /// step's bookkeeping only. The model and moments here are stale until pulled back.
+  public func recordUpdate(loss: Double, gradNorm: Double, learningRate: Double) -> StepResult {
+    optimizer.steps += 1
+    step += 1
+    lastLoss = loss
+    return StepResult(loss: loss, gradNorm: gradNorm, learningRate: learningRate)
+  }
+
   /// The tree this run sums each step's microbatch gradients in.
   public var gradientTree: GradientTree { GradientTree(count: microbatchesPerStep) }
 

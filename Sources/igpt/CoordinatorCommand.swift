@@ -30,8 +30,11 @@ struct CoordinatorCommand: ParsableCommand {
   @Option(name: .customLong("debug-max-block"), help: .hidden) var maxBlock: Int?
   @Option(name: .customLong("wait-for"), help: "Hand out no work until this many workers have joined (then any number may come and go).")
   var waitFor = 0
+  @Option(help: "Parameter-server shards (igpt server processes) that hold the parameters, sum the gradients and apply the updates (1-16; default 0: this process does).")
+  var shards = 0
 
   func run() throws {
+    guard (0...16).contains(shards) else { throw CleanError("--shards must be in 0...16 (one per gradient-norm chunk at most)") }
     let c = try options.load()
     Parallel.threads = ProcessInfo.processInfo.activeProcessorCount
     BLAS.setThreads(1)
@@ -68,6 +71,7 @@ struct CoordinatorCommand: ParsableCommand {
     coordinatorOptions.curve = curve
     coordinatorOptions.maxBlock = maxBlock
     coordinatorOptions.waitForWorkers = waitFor
+    coordinatorOptions.shards = shards
     coordinatorOptions.reloadRequested = { HangupSignal.take() }
     let coordinator = try Coordinator(run: run, options: coordinatorOptions)
     logLine(stamp("igpt coordinator: listening on \(coordinator.endpoint); run \(String(coordinator.runHash, radix: 16)), \(c.cluster.codec) gradients"))
