@@ -230,6 +230,9 @@ public final class Worker {
     unsent = []
     pendingTasks = []
     pendingParams = nil
+    pushing = [:]
+    slicesIn = [:]
+    sliceVersion = nil
     lastHeard = Date()
     sendHello()
   }

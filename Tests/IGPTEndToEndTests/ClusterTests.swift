@@ -19,7 +19,7 @@ import Testing
 
   /// An 8x8, 4-colour store, a config with 4 microbatches per step and fast heartbeats, and
   /// the single-host reference run.
-  static func setUp(_ name: String, steps: Int = steps) throws -> Setup {
+  static func setUp(_ name: String, steps: Int = steps, clip: Double = 1) throws -> Setup {
     let src = Fixtures.directory("cluster-src")
     Fixtures.folderDataset(at: src + "/train", classes: ["a", "b"], perClass: 24, side: 8)
     Fixtures.folderDataset(at: src + "/test", classes: ["a", "b"], perClass: 4, side: 8)
@@ -31,7 +31,7 @@ import Testing
     try """
       model: {layers: 2, embd: 32, heads: 2, objective: ar}
       data: {store: \(store)}
-      train: {steps: \(steps), batch: 8, microbatch: 2, lr: 0.01, warmup: 5, seed: 3, threads: 1, log_every: 1, val_every: 40, val_images: 6}
+      train: {steps: \(steps), batch: 8, microbatch: 2, lr: 0.01, warmup: 5, clip: \(clip), seed: 3, threads: 1, log_every: 1, val_every: 40, val_images: 6}
       checkpoint: {every: 20, keep: 10}
       cluster: {heartbeat_interval: 0.2, heartbeat_misses: 5, task_timeout: 10}
       """.write(toFile: config, atomically: true, encoding: .utf8)

@@ -1,0 +1,63 @@
+import Foundation
+import IGPTCluster
+import IGPTTestSupport
+import Testing
+
+/// Parameter-server shards as real processes on loopback: with 1, 2 or 4 of them the model is
+/// byte-identical to `igpt train`'s, with a worker killed and another joining; a shard killed
+/// mid-run stops the run, and restarting it and the coordinator with --resume gives the same bytes.
+@Suite(.serialized) struct ShardTests {
+  let cluster = ClusterTests()
+
+  func shard(_ s: ClusterTests.Setup, port: Int, own: Int, name: String) throws -> ClusterProcess {
+    try ClusterProcess(name, ["server", "--connect", "tcp://127.0.0.1:\(port)", "--bind", "tcp://127.0.0.1:\(own)", "--name", name,
+                              "--give-up-after", "60"], logDir: s.dir)
+  }
+
+  @Test(arguments: [1, 2, 4])
+  func shardsTrainTheModelOneProcessTrains(shards k: Int) throws {
+    // a clip every step hits: the update depends on the global norm the shards' partials give
+    let s = try ClusterTests.setUp("shards-\(k)", steps: 400, clip: 0.05)
+    let port = 5600 + 10 * k
+    let c = try cluster.coordinator(s, run: "k", port: port, extra: ["--shards", "\(k)"])
+    let servers = try (0..<k).map { try shard(s, port: port, own: 6200 + 10 * k + $0, name: "s\($0 + 1)") }
+    let ws = try (1...2).map { try cluster.worker(s, port: port, name: "w\($0)") }
+    #expect(ClusterProcess.waitFor(timeout: 60) { ClusterProcess.loggedStep(runDir: s.dir + "/k") >= 40 }, "\(c.log)")
+    ws[1].kill(SIGKILL)
+    let killedAt = ClusterProcess.loggedStep(runDir: s.dir + "/k")
+    #expect(ClusterProcess.waitFor(timeout: 60) { ClusterProcess.loggedStep(runDir: s.dir + "/k") >= killedAt + 40 }, "\(c.log)")
+    let late = try cluster.worker(s, port: port, name: "late")
+    #expect(c.wait(timeout: 180) == 0, "\(c.log)")
+    for p in servers + [ws[0], late] { #expect(p.wait(timeout: 10) == 0, "\(p.log)") }
+    #expect(ClusterProcess.events(runDir: s.dir + "/k", "shard_join").count == k)
+    #expect(ClusterProcess.events(runDir: s.dir + "/k", "join").contains { $0["worker"] as? String == "late" })
+    // the gradients went to the shards, not through the coordinator: it received well under one
+    // gradient (~100 kB here) a step, but in the steps it pulled the shards' state for a checkpoint
+    let steps = ClusterProcess.events(runDir: s.dir + "/k", "step")
+    let large = steps.filter { ($0["wire_bytes_in"] as? Int ?? .max) >= 20_000 }
+    #expect(steps.count == s.steps && large.count <= s.steps / 20, "\(large.count) steps received 20 kB or more")
+    cluster.expectIdentical(s, run: "k", logs: [c] + servers + [ws[0], late])
+    let norms = { (run: String) in ClusterProcess.stepRecords(runDir: s.dir + "/" + run).compactMap { $0["grad_norm"] as? Double } }
+    #expect(norms("k").count == s.steps && norms("k") == norms("reference") && norms("k").allSatisfy { $0 > 0.05 })
+  }
+
+  @Test func aKilledShardStopsTheRunAndResumingGivesTheSameModel() throws {
+    let s = try ClusterTests.setUp("shards-kill")
+    let port = 5691
+    let c1 = try cluster.coordinator(s, run: "r", port: port, extra: ["--shards", "2"])
+    let s1 = try shard(s, port: port, own: 6291, name: "s1")
+    var s2 = try shard(s, port: port, own: 6292, name: "s2")
+    let ws = try (1...2).map { try cluster.worker(s, port: port, name: "r\($0)") }
+    #expect(ClusterProcess.waitFor(timeout: 60) { FileManager.default.fileExists(atPath: s.dir + "/r/checkpoints/step-00000040") })
+    s2.kill(SIGKILL)
+    #expect(c1.wait(timeout: 30).map { $0 != 0 } ?? false, "\(c1.log)")
+    #expect(c1.log.contains("parameter-server shard") && c1.log.contains("lost") && c1.log.contains("--resume"), "\(c1.log)")
+    #expect(ClusterProcess.events(runDir: s.dir + "/r", "shard_lost").count == 1)
+    s2 = try shard(s, port: port, own: 6292, name: "s2-again")
+    let c2 = try cluster.coordinator(s, run: "r", port: port, extra: ["--shards", "2", "--resume"])
+    #expect(c2.wait(timeout: 120) == 0, "\(c2.log)")
+    #expect(c2.log.contains("resumed from"))
+    for p in [s1, s2] + ws { #expect(p.wait(timeout: 10) == 0, "\(p.log)") }
+    cluster.expectIdentical(s, run: "r", logs: [c2, s1, s2] + ws)
+  }
+}
