@@ -27,6 +27,7 @@ extension Coordinator {
     case .probeListRequest: send(Message(.probeList, runHash: runHash, meta: Wire.ProbeList(jobs: probes.queue.jobs.reversed())), to: id)
     case .heartbeat, .ready, .result, .fetch:
       guard members[id] != nil, m.runHash == runHash else {
+        if waitingHellos.contains(where: { $0.1 == id }) { return }  // welcomed once the shards are restored
         badInput.note("\(m.kind) from unknown peer \(address): asking it to say hello")
         send(Message(.reset, runHash: runHash), to: id)
         return
@@ -71,6 +72,7 @@ extension Coordinator {
       events.record("refused", ["worker": h.name, "address": address, "reason": reason, "fatal": fatal], line: line)
       send(Message(.refuse, meta: Wire.Refuse(reason: reason, fatal: fatal, pin: pin)), to: id)
     case .welcome where shards.map({ !$0.allAt(version) }) ?? false:
+      waitingHellos.removeAll { $0.1 == id }
       waitingHellos.append((m, id, address))  // welcomed once every shard is restored
     case .welcome(let otherNumerics):
       if members[id] != nil { drop(id, because: "it said hello again") }

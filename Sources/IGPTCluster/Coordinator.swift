@@ -99,8 +99,10 @@ public final class Coordinator {
     }
     try socket.setHighWaterMarks(64)
     let p = trainer.model.parameterCount
-    // The largest legitimate message is a lossless gradient: 4 bytes per value plus LZ4's bound.
-    try socket.setMaxMessageSize(4 * p + 4 * p / 255 + 64 * (p / GradientCodec.chunkElements + 1) + (1 << 20))
+    // The largest legitimate message is a lossless gradient: 4 bytes per value plus LZ4's bound
+    // (with shards: a shard's state, three values per parameter of its slice).
+    let values = options.shards > 0 ? 3 * p : p
+    try socket.setMaxMessageSize(4 * values + 4 * values / 255 + 64 * (values / GradientCodec.chunkElements + 1) + (1 << 20))
     try socket.bind(options.bind)
     endpoint = socket.lastEndpoint
   }

@@ -11,8 +11,8 @@ import IGPTTraining
 /// The payload is a fixed pseudo-random gradient (normal, scale 1e-3, as real gradients are
 /// small) encoded once per codec: it compresses like a real one (sign and exponent bytes
 /// repeat, mantissas do not), not like zeros.
-final class EmulatedWork {
-  let parameterCount: Int
+public final class EmulatedWork {
+  public let parameterCount: Int
   private lazy var values: [Float] = {
     var rng = SeededRandom(seed: 0xE4_0A7E)
     return (0..<parameterCount).map { _ in
@@ -23,10 +23,10 @@ final class EmulatedWork {
   }()
   private var bodies: [String: Data] = [:]
 
-  init(parameterCount: Int) { self.parameterCount = parameterCount }
+  public init(parameterCount: Int) { self.parameterCount = parameterCount }
 
   /// The encoded gradient over `range` for a codec (computed the first time it is asked for).
-  func gradient(_ codec: RunConfig.GradientCodecKind, _ range: Range<Int>) -> Data {
+  public func gradient(_ codec: RunConfig.GradientCodecKind, _ range: Range<Int>) -> Data {
     let key = "\(codec) \(range)"
     if let b = bodies[key] { return b }
     var residual = [Float](repeating: 0, count: max(1, range.count))

@@ -42,8 +42,9 @@ extension ShardServer {
     guard (0..<w.shards).contains(w.index), w.microbatches >= 1, w.microbatches <= 1 << 20 else { throw ProtocolError("shard welcome out of range") }
     let slice = Double(plan.elements(w.index).count)
     let tree = GradientTree(count: w.microbatches)
-    // params, m, v, the step's sum, the tree's waiting nodes and a decode buffer
-    try MemoryBudget.check(4 * slice * Double(5 + GradientReduction.boundedCapacity(tree)), for: "shard \(w.index) of \(w.shards)")
+    // params, m, v, the step's sum, a decode buffer and the waiting partial sums (at worst one
+    // per pending block: half the step's microbatches)
+    try MemoryBudget.check(4 * slice * (5 + Double(tree.count + 1) / 2), for: "shard \(w.index) of \(w.shards)")
     if welcome?.runHash != w.runHash || welcome?.index != w.index || state?.plan != plan {
       state = ShardState(plan: plan, index: w.index, tree: tree)
       options.log("shard \(w.index + 1) of \(w.shards) for run \(String(w.runHash, radix: 16)): values \(plan.elements(w.index)) of \(w.total), serving workers on \(endpoint)")
@@ -106,8 +107,10 @@ extension ShardServer {
     switch m.kind {
     case .fetch:
       if m.version == state.version { toWorker(Message(.params, runHash: w.runHash, version: state.version, body: state.parametersPayload()), id) }
-      else if m.version > state.version { waitingFetches.append((id, m.version)) }
-      else { toWorker(Message(.params, runHash: w.runHash, version: m.version), id) }  // gone: an empty body
+      // the next version may be asked for while the update is on its way (only that one:
+      // nothing a peer sends can make the queue grow without bound)
+      else if m.version == state.version + 1 && waitingFetches.count < 4096 { waitingFetches.append((id, m.version)) }
+      else if m.version < state.version { toWorker(Message(.params, runHash: w.runHash, version: m.version), id) }  // gone: an empty body
     case .push: push(state, w, m, from: id)
     case .heartbeat: break
     default: badInput.note("dropped unexpected \(m.kind) message from \(r.peerAddress)")

@@ -27,8 +27,10 @@ final class ShardState {
     params = .allocate(capacity: max(1, elements.count))
     params.initialize(repeating: 0, count: max(1, elements.count))
     optimizer = Optimizer(count: elements.count)
-    reduction = GradientReduction(tree: tree, parameterCount: elements.count, output: optimizer.gradient,
-                                  capacity: GradientReduction.boundedCapacity(tree))
+    // No capacity bound: a shard that evicted a partial sum would have to have its microbatches
+    // computed again, which only the coordinator can order. A slice's partial sums take at most
+    // M x 1/K of a gradient (the coordinator's bound is log2 M + 2 whole gradients).
+    reduction = GradientReduction(tree: tree, parameterCount: elements.count, output: optimizer.gradient)
   }
 
   deinit { params.deallocate() }

@@ -92,14 +92,14 @@ extension Wire {
 
 extension Data {
   /// Doubles as little-endian bytes.
-  static func doubles(_ values: [Double]) -> Data {
+  public static func doubles(_ values: [Double]) -> Data {
     var d = Data(capacity: 8 * values.count)
     for v in values { d.appendLE(v.bitPattern) }
     return d
   }
 
   /// Little-endian doubles, or nil when the byte count is not `count` of them.
-  func doubles(count: Int) -> [Double]? {
+  public func doubles(count: Int) -> [Double]? {
     guard self.count == 8 * count else { return nil }
     return withUnsafeBytes { raw in (0..<count).map { Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 * $0, as: UInt64.self))) } }
   }

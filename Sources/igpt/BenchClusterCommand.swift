@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import IGPTCluster
 import IGPTData
 import IGPTModel
 
@@ -18,6 +19,8 @@ struct BenchClusterCommand: ParsableCommand {
       """)
 
   @Option(help: "Emulated workers per setting, a comma-separated list.") var workers = "1,2,4,8,16"
+  @Option(help: "Parameter-server shard processes per setting, a comma-separated list (0: the coordinator sums and serves).")
+  var shards = "0"
   @Option(help: "A named model (igpt-s, igpt-m, igpt-l, cpu-small, ...): its layers, width and heads.") var preset: String?
   @Option(help: "Transformer blocks (without --preset).") var layers = 8
   @Option(help: "Embedding width (without --preset).") var embd = 512
@@ -30,13 +33,16 @@ struct BenchClusterCommand: ParsableCommand {
 
   func validate() throws {
     if workerCounts.isEmpty || workerCounts.contains(where: { $0 < 1 || $0 > 256 }) { throw ValidationError("--workers \(workers): expected counts in 1...256, e.g. 1,2,4") }
+    if shardCounts.isEmpty || shardCounts.contains(where: { $0 < 0 || $0 > 16 }) { throw ValidationError("--shards \(shards): expected counts in 0...16, e.g. 0,1,2") }
     if codecs.isEmpty { throw ValidationError("--codec \(codec): expected lossless, bf16 or both") }
     if steps < 2 { throw ValidationError("--steps must be at least 2 (the first is not timed)") }
     if microbatches < 1 || microbatches > 4096 { throw ValidationError("--microbatches must be in 1...4096") }
     if let preset, ModelConfig.presets[preset] == nil { throw ValidationError("--preset \(preset): one of \(ModelConfig.presets.keys.sorted().joined(separator: ", "))") }
   }
 
-  var workerCounts: [Int] { workers.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) } }
+  var workerCounts: [Int] { Self.counts(workers) }
+  var shardCounts: [Int] { Self.counts(shards) }
+  static func counts(_ list: String) -> [Int] { list.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) } }
   var codecs: [String] { codec.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { ["lossless", "bf16"].contains($0) } }
 
   func run() throws {
@@ -49,15 +55,20 @@ struct BenchClusterCommand: ParsableCommand {
     try model.validate()
     logLine("igpt bench-cluster: \(shape.0) layers x \(shape.1), \(ParameterLayout(model).count) parameters, \(microbatches) microbatches per step, \(steps) steps per setting; logs in \(dir)")
     var next = port
+    let count = ParameterLayout(model).count
     for c in codecs {
-      for n in workerCounts {
-        let setting = ClusterBench.Setting(workers: n, codec: c, layers: shape.0, embd: shape.1, heads: shape.2,
-                                           steps: steps, microbatches: microbatches, port: next)
-        next += 1
-        let r = try ClusterBench.run(setting, store: store, dir: dir + "/w\(n)-\(c)")
-        let data = try JSONSerialization.data(withJSONObject: r.json(setting, parameters: ParameterLayout(model).count), options: [.sortedKeys])
-        print(String(decoding: data, as: UTF8.self))
-        fflush(stdout)
+      let gradientBytes = EmulatedWork(parameterCount: count).gradient(c == "bf16" ? .bf16 : .lossless, 0..<count).count
+      for k in shardCounts {
+        for n in workerCounts {
+          let setting = ClusterBench.Setting(workers: n, shards: k, codec: c, layers: shape.0, embd: shape.1, heads: shape.2,
+                                             steps: steps, microbatches: microbatches, port: next)
+          next += k + 1
+          var r = try ClusterBench.run(setting, store: store, dir: dir + "/w\(n)-k\(k)-\(c)")
+          r.gradientBytes = gradientBytes
+          let data = try JSONSerialization.data(withJSONObject: r.json(setting, parameters: count), options: [.sortedKeys])
+          print(String(decoding: data, as: UTF8.self))
+          fflush(stdout)
+        }
       }
     }
   }

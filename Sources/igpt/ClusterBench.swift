@@ -7,6 +7,8 @@ import IGPTKernels
 enum ClusterBench {
   struct Setting {
     var workers: Int
+    /// Parameter-server shard processes (0: the coordinator sums and serves).
+    var shards: Int
     var codec: String
     var layers: Int
     var embd: Int
@@ -22,16 +24,23 @@ enum ClusterBench {
     var seconds = 0.0, compute = 0.0, transfer = 0.0, wait = 0.0
     var bytesIn = 0.0, bytesOut = 0.0, gradients = 0.0
     var coordinatorPeakBytes = 0
+    var shardPeakBytes: Int?
+    /// Bytes of one encoded gradient (all its slices).
+    var gradientBytes = 0
 
     func json(_ s: Setting, parameters: Int) -> [String: Any] {
       let n = Double(max(timedSteps, 1))
       func r(_ x: Double, _ digits: Double = 1000) -> Double { (x * digits).rounded() / digits }
-      return ["workers": s.workers, "shards": 1, "codec": s.codec, "layers": s.layers, "embd": s.embd, "parameters": parameters,
+      let gradientsIn = gradients * Double(gradientBytes)  // received by the coordinator, or by the shards together
+      var out: [String: Any] = ["workers": s.workers, "shards": s.shards, "codec": s.codec, "layers": s.layers, "embd": s.embd, "parameters": parameters,
               "microbatches_per_step": s.microbatches, "timed_steps": timedSteps,
-              "steps_per_s": r(Double(timedSteps) / max(seconds, 1e-9)), "gradient_gb_per_s": r(bytesIn / max(seconds, 1e-9) / 1e9),
+              "steps_per_s": r(Double(timedSteps) / max(seconds, 1e-9)), "gradient_gb_per_s": r(gradientsIn / max(seconds, 1e-9) / 1e9),
+              "gradient_bytes": gradientBytes,
               "bytes_per_step": Int((bytesIn + bytesOut) / n), "bytes_in_per_step": Int(bytesIn / n), "bytes_out_per_step": Int(bytesOut / n),
               "gradients_per_step": r(gradients / n, 10), "step_s": r(seconds / n), "coordinator_s": r(transfer / n), "wait_s": r(wait / n),
               "coordinator_peak_rss_mb": coordinatorPeakBytes / (1 << 20)]
+      if let shardPeakBytes { out["shard_peak_rss_mb"] = shardPeakBytes / (1 << 20) }
+      return out
     }
   }
 
@@ -71,8 +80,13 @@ enum ClusterBench {
 
       """.write(toFile: config, atomically: true, encoding: .utf8)
     let endpoint = "tcp://127.0.0.1:\(s.port)"
-    let coordinator = try Spawned(["coordinator", "--config", config, "--run", dir + "/run", "--bind", endpoint, "--wait-for", "\(s.workers)"],
-                                  log: dir + "/coordinator.log")
+    let coordinator = try Spawned(["coordinator", "--config", config, "--run", dir + "/run", "--bind", endpoint, "--wait-for", "\(s.workers)",
+                                   "--shards", "\(s.shards)"], log: dir + "/coordinator.log")
+    let shards = try (0..<s.shards).map {
+      try Spawned(["server", "--connect", endpoint, "--bind", "tcp://127.0.0.1:\(s.port + 1 + $0)", "--name", "s\($0)", "--give-up-after", "20"],
+                  log: dir + "/s\($0).log")
+    }
+    defer { for p in shards { p.end() } }
     let workers = try (0..<s.workers).map {
       try Spawned(["worker", "--connect", endpoint, "--emulate", "--name", "e\($0)", "--give-up-after", "20"], log: dir + "/e\($0).log")
     }
@@ -84,6 +98,10 @@ enum ClusterBench {
     }
     var r = measured(events: dir + "/run/events.jsonl")
     r.coordinatorPeakBytes = coordinator.peakBytes
+    if !shards.isEmpty {
+      for p in shards { _ = p.wait(timeout: 30) }
+      r.shardPeakBytes = shards.map(\.peakBytes).max()
+    }
     try? FileManager.default.removeItem(atPath: dir + "/run/checkpoints")  // hundreds of MB per setting
     return r
   }

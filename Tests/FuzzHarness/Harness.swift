@@ -65,6 +65,15 @@ public enum Harness: String, CaseIterable, Sendable {
     _ = try? m.decodeMeta(Wire.ProbeSubmit.self)
     _ = try? m.decodeMeta(Wire.ProbeList.self)
     _ = try? m.decodeMeta(Wire.Done.self)
+    _ = try? m.decodeMeta(Wire.ShardHello.self)
+    _ = try? m.decodeMeta(Wire.ShardWelcome.self)
+    _ = try? m.decodeMeta(Wire.ShardState.self)
+    _ = try? m.decodeMeta(Wire.Push.self)
+    _ = try? m.decodeMeta(Wire.Pushed.self)
+    _ = try? m.decodeMeta(Wire.Partials.self)
+    _ = try? m.decodeMeta(Wire.Update.self)
+    _ = try? m.decodeMeta(Wire.Updated.self)
+    _ = m.body.doubles(count: m.body.count / 8)
     if let t = try? m.decodeMeta(Wire.Task.self) { _ = try? t.decodeMicrobatches(m.body, vocab: 16) }
     return true
   }

@@ -71,3 +71,44 @@ import Testing
     #expect(shards.allSatisfy { $0.version == 3 && $0.optimizer.steps == 3 })
   }
 }
+
+/// The coordinator's view of its shards, without sockets.
+@Suite struct ShardRosterTests {
+  static func hello(_ name: String) -> Wire.ShardHello { Wire.ShardHello(name: name, host: "h", pid: 1, endpoint: "tcp://h:\(name.count)") }
+
+  @Test func slicesGoInOrderOfArrivalAndTheNormWaitsForEveryShard() throws {
+    let plan = try ShardPlan(total: 1000, shards: 3)
+    var r = ShardRoster(plan: plan)
+    let t0 = Date()
+    let a = r.admit(Data([1]), Self.hello("a"), now: t0)
+    #expect(a == 0 && r.endpoints == nil)
+    let b = r.admit(Data([2]), Self.hello("bb"), now: t0), c = r.admit(Data([3]), Self.hello("ccc"), now: t0)
+    let late = r.admit(Data([4]), Self.hello("late"), now: t0)
+    #expect(b == 1 && c == 2 && late == nil)
+    #expect(r.endpoints?.map(\.lower) == [0, plan.elements(1).lowerBound, plan.elements(2).lowerBound])
+    #expect(r.endpoints?.last?.upper == 1000)
+    // restored: every shard must be at the version
+    #expect(!r.allAt(0))
+    for k in 0..<3 { r.reached(k, version: 0) }
+    #expect(r.allAt(0) && !r.allAt(1))
+    // partials: the right count per shard, and the norm only once all three are in
+    let parts = (0..<3).map { k in plan.chunks(k).map { Double($0 + 1) } }
+    let short = r.partials(0, step: 0, [1])
+    let first = r.partials(0, step: 0, parts[0]), third = r.partials(2, step: 0, parts[2])
+    #expect(!short && first && third)
+    #expect(r.norm(step: 0) == nil)
+    let second = r.partials(1, step: 0, parts[1])
+    #expect(second)
+    #expect(r.norm(step: 0) == Optimizer.norm(partials: (1...16).map(Double.init)))
+    #expect(r.norm(step: 1) == nil)
+    let notFinite = r.partials(1, step: 0, parts[1].map { _ in .nan })
+    #expect(!notFinite)
+    // silence
+    r.heard(Data([1]), now: t0.addingTimeInterval(10))
+    r.heard(Data([3]), now: t0.addingTimeInterval(10))
+    #expect(r.silent(now: t0.addingTimeInterval(11), deadAfter: 5).map(\.index) == [1])
+    // a shard saying hello again gets a slice afresh (the first free one)
+    let again = r.admit(Data([2]), Self.hello("bb"), now: t0)
+    #expect(again == 1)
+  }
+}
