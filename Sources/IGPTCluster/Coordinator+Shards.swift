@@ -33,17 +33,16 @@ extension Coordinator {
   /// Sends shard k its slice of the trainer's parameters and moments (a new run's, or the checkpoint's).
   func restoreShard(_ k: Int) {
     guard let roster = shards, let member = roster.members[k] else { return }
-    let r = roster.plan.elements(k), n = r.count
-    var all = [Float](repeating: 0, count: max(1, 3 * n))
-    all.withUnsafeMutableBufferPointer { p in
-      p.baseAddress!.update(from: trainer.model.params + r.lowerBound, count: n)
-      (p.baseAddress! + n).update(from: trainer.optimizer.m + r.lowerBound, count: n)
-      (p.baseAddress! + 2 * n).update(from: trainer.optimizer.v + r.lowerBound, count: n)
+    let r = roster.plan.elements(k)
+    for (part, slab) in stateSlabs.enumerated() {
+      let body = GradientCodec.encode(slab + r.lowerBound, count: r.count)
+      send(Message(.shardState, runHash: runHash, version: version, meta: Wire.ShardState(steps: trainer.optimizer.steps, part: part), body: body),
+           to: member.id)
     }
-    let body = all.withUnsafeBufferPointer { GradientCodec.encode($0.baseAddress!, count: 3 * n) }
-    send(Message(.shardState, runHash: runHash, version: version, meta: Wire.ShardState(steps: trainer.optimizer.steps, moments: true), body: body),
-         to: member.id)
   }
+
+  /// The slabs a shard's state parts come from and go to: parameters, then both moments.
+  var stateSlabs: [UnsafeMutablePointer<Float>] { [trainer.model.params, trainer.optimizer.m, trainer.optimizer.v] }
 
   /// A message from admitted shard k.
   func fromShard(_ m: Message, _ k: Int) throws {
@@ -61,21 +60,15 @@ extension Coordinator {
     }
   }
 
-  /// A shard's state (asked for by `pullShards`) into the trainer's model and optimizer.
+  /// A part of a shard's state (asked for by `pullShards`), decoded in place into the trainer.
   private func pulled(_ m: Message, _ k: Int) throws {
     let s = try m.decodeMeta(Wire.ShardState.self)
-    let r = shards!.plan.elements(k), n = r.count
-    guard m.version == version, s.moments, s.steps == trainer.optimizer.steps else {
-      throw ProtocolError("shard state at version \(m.version) after \(s.steps) updates (the run is at \(version))")
+    let r = shards!.plan.elements(k)
+    guard m.version == version, s.steps == trainer.optimizer.steps, (0..<3).contains(s.part) else {
+      throw ProtocolError("shard state part \(s.part) at version \(m.version) after \(s.steps) updates (the run is at \(version))")
     }
-    var all = [Float](repeating: 0, count: max(1, 3 * n))
-    try all.withUnsafeMutableBufferPointer { try GradientCodec.decode(m.body, into: $0.baseAddress!, count: 3 * n) }
-    all.withUnsafeBufferPointer { p in
-      (trainer.model.params + r.lowerBound).update(from: p.baseAddress!, count: n)
-      (trainer.optimizer.m + r.lowerBound).update(from: p.baseAddress! + n, count: n)
-      (trainer.optimizer.v + r.lowerBound).update(from: p.baseAddress! + 2 * n, count: n)
-    }
-    pulledShards.insert(k)
+    try GradientCodec.decode(m.body, into: stateSlabs[s.part] + r.lowerBound, count: r.count)
+    pulledParts[k, default: []].insert(s.part)
   }
 
   /// Runs the loop's I/O, handing out no new work, until `done`; throws when a shard is lost.
@@ -119,9 +112,10 @@ extension Coordinator {
   /// The shards' parameters and moments into the trainer (before a checkpoint or a probe job).
   func pullShards() throws {
     guard let roster = shards, pulledVersion != version else { return }
-    pulledShards = []
+    pulledParts = [:]
     for member in roster.members { send(Message(.pull, runHash: runHash, version: version), to: member!.id) }
-    try serve(until: { pulledShards.count == roster.count }, waiting: "the shards' state of step \(trainer.step)")
+    try serve(until: { pulledParts.count == roster.count && pulledParts.values.allSatisfy { $0.count == 3 } },
+              waiting: "the shards' state of step \(trainer.step)")
     pulledVersion = version
   }
 

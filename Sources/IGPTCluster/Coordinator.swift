@@ -67,8 +67,8 @@ public final class Coordinator {
   var enoughJoined = false
   /// The parameter-server shards (nil: this process sums, updates and serves parameters).
   var shards: ShardRoster?
-  /// Shards whose state came back for the pull under way, and the version last pulled.
-  var pulledShards: Set<Int> = []
+  /// The state parts each shard sent back for the pull under way, and the version last pulled.
+  var pulledParts: [Int: Set<Int>] = [:]
   var pulledVersion: UInt64?
   /// Worker hellos that came before every shard was restored (answered then).
   var waitingHellos: [(Message, Data, String)] = []
@@ -99,10 +99,9 @@ public final class Coordinator {
     }
     try socket.setHighWaterMarks(64)
     let p = trainer.model.parameterCount
-    // The largest legitimate message is a lossless gradient: 4 bytes per value plus LZ4's bound
-    // (with shards: a shard's state, three values per parameter of its slice).
-    let values = options.shards > 0 ? 3 * p : p
-    try socket.setMaxMessageSize(4 * values + 4 * values / 255 + 64 * (values / GradientCodec.chunkElements + 1) + (1 << 20))
+    // The largest legitimate message is a lossless gradient (or a part of a shard's state, no
+    // larger): 4 bytes per value plus LZ4's bound.
+    try socket.setMaxMessageSize(4 * p + 4 * p / 255 + 64 * (p / GradientCodec.chunkElements + 1) + (1 << 20))
     try socket.bind(options.bind)
     endpoint = socket.lastEndpoint
   }

@@ -53,16 +53,17 @@ extension ShardServer {
     waitingFetches = []
   }
 
-  /// The slice's state from the coordinator (a new run or a checkpoint); answered `updated`.
+  /// A part of the slice's state from the coordinator (a new run or a checkpoint); once all
+  /// three are in, answered `updated`.
   private func restore(_ state: ShardState, _ m: Message) throws {
     let s = try m.decodeMeta(Wire.ShardState.self)
-    let n = state.count, values = s.moments ? 3 * n : n
-    var all = [Float](repeating: 0, count: max(1, values))
-    try all.withUnsafeMutableBufferPointer { try GradientCodec.decode(m.body, into: $0.baseAddress!, count: values) }
-    all.withUnsafeBufferPointer { p in
-      let base = p.baseAddress! - state.elements.lowerBound  // restore() reads from the slab's offsets
-      state.restore(params: base, m: s.moments ? base + n : nil, v: s.moments ? base + 2 * n : nil, steps: s.steps, version: m.version)
-    }
+    guard (0..<3).contains(s.part) else { throw ProtocolError("shard state part \(s.part)") }
+    if restoring?.version != m.version { restoring = (m.version, []) }
+    try state.restore(part: s.part, body: m.body)
+    restoring!.parts.insert(s.part)
+    guard restoring!.parts.count == 3 else { return }
+    restoring = nil
+    state.restored(steps: s.steps, version: m.version)
     partialsSent = nil
     toCoordinator(Message(.updated, runHash: welcome!.runHash, version: state.version, meta: Wire.Updated(index: state.index)))
     answerWaitingFetches(state)
@@ -79,16 +80,11 @@ extension ShardServer {
   }
 
   private func pull(_ state: ShardState, _ m: Message) {
-    let s = Wire.ShardState(steps: state.optimizer.steps, moments: true)
-    let n = state.count
-    var all = [Float](repeating: 0, count: max(1, 3 * n))
-    all.withUnsafeMutableBufferPointer { p in
-      p.baseAddress!.update(from: state.params, count: n)
-      (p.baseAddress! + n).update(from: state.optimizer.m, count: n)
-      (p.baseAddress! + 2 * n).update(from: state.optimizer.v, count: n)
+    for part in 0..<3 {
+      let body = GradientCodec.encode(state.slab(part), count: state.count)
+      toCoordinator(Message(.shardState, runHash: welcome!.runHash, version: state.version,
+                            meta: Wire.ShardState(steps: state.optimizer.steps, part: part), body: body))
     }
-    let body = all.withUnsafeBufferPointer { GradientCodec.encode($0.baseAddress!, count: 3 * n) }
-    toCoordinator(Message(.shardState, runHash: welcome!.runHash, version: state.version, meta: s, body: body))
   }
 
   /// A worker's push or fetch (workers need no hello: the run hash says whose they are).

@@ -47,6 +47,8 @@ public final class ShardServer {
   var waitingFetches: [(id: Data, version: UInt64)] = []
   /// The step whose norm partials went to the coordinator (each step's once).
   var partialsSent: UInt64?
+  /// The state parts restored so far, for the version being restored.
+  var restoring: (version: UInt64, parts: Set<Int>)?
   var lastHeard = Date()
   var lastSent = Date.distantPast
   let badInput: RateLimitedLog
@@ -123,6 +125,7 @@ public final class ShardServer {
     state = nil
     waitingFetches = []
     partialsSent = nil
+    restoring = nil
   }
 
   @discardableResult

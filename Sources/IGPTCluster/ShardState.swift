@@ -38,13 +38,14 @@ final class ShardState {
   var count: Int { elements.count }
   var isComplete: Bool { reduction.isComplete }
 
-  /// Sets the slice from a whole slab's state (a new run's initial parameters, or a checkpoint
-  /// on resume), at `version` after `steps` optimizer updates.
-  func restore(params all: UnsafePointer<Float>, m: UnsafePointer<Float>?, v: UnsafePointer<Float>?, steps: Int, version: UInt64) {
-    let lo = elements.lowerBound
-    params.update(from: all + lo, count: count)
-    if let m { optimizer.m.update(from: m + lo, count: count) } else { optimizer.m.update(repeating: 0, count: count) }
-    if let v { optimizer.v.update(from: v + lo, count: count) } else { optimizer.v.update(repeating: 0, count: count) }
+  /// The slab of a state part: 0 the parameters, 1 and 2 the moments.
+  func slab(_ part: Int) -> UnsafeMutablePointer<Float> { [params, optimizer.m, optimizer.v][part] }
+
+  /// Decodes one part of the slice's state (a new run's, or a checkpoint's) in place.
+  func restore(part: Int, body: Data) throws { try GradientCodec.decode(body, into: slab(part), count: count) }
+
+  /// Every part restored: the slice is at `version` after `steps` updates, and a step begins.
+  func restored(steps: Int, version: UInt64) {
     optimizer.steps = steps
     self.version = version
     payload = nil

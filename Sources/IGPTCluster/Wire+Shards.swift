@@ -36,11 +36,12 @@ extension Wire {
     public var heartbeatMisses: Int
   }
 
-  /// Coordinator <-> shard: a slice's state at the message's version. The body is one lossless
-  /// payload of params (then m and v when `moments`).
+  /// Coordinator <-> shard: one part of a slice's state at the message's version, a lossless
+  /// payload of the slice's values: part 0 the parameters, 1 and 2 the AdamW moments (three
+  /// messages, so none is larger than a gradient and each is decoded in place).
   public struct ShardState: Codable, Sendable {
     public var steps: Int
-    public var moments: Bool
+    public var part: Int
   }
 
   /// Coordinator -> worker (in the welcome): a shard's endpoint and the slab values it holds.

@@ -76,7 +76,7 @@ enum ClusterBench {
       data: {store: \(store)}
       train: {steps: \(s.steps), batch: \(s.microbatches), microbatch: 1, val_every: 0, log_every: 1}
       checkpoint: {every: 1000000}
-      cluster: {codec: \(s.codec)}
+      cluster: {codec: \(s.codec), heartbeat_misses: 30}
 
       """.write(toFile: config, atomically: true, encoding: .utf8)
     let endpoint = "tcp://127.0.0.1:\(s.port)"

@@ -42,7 +42,10 @@ import Testing
     // K shards
     let plan = try ShardPlan(total: Self.total, shards: k)
     let shards = (0..<k).map { ShardState(plan: plan, index: $0, tree: tree) }
-    initial.withUnsafeBufferPointer { p in for s in shards { s.restore(params: p.baseAddress!, m: nil, v: nil, steps: 0, version: 0) } }
+    for s in shards {  // the parameters from the coordinator; the moments start at zero
+      try s.restore(part: 0, body: initial[s.elements].withUnsafeBufferPointer { GradientCodec.encode($0.baseAddress!, count: s.count) })
+      s.restored(steps: 0, version: 0)
+    }
     for step in 0..<3 {
       let g = Self.gradients(step: step)
       let sum = GradientReduction(tree: tree, parameterCount: Self.total, output: reference.gradient)

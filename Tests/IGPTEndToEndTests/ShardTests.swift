@@ -60,4 +60,27 @@ import Testing
     for p in [s1, s2] + ws { #expect(p.wait(timeout: 10) == 0, "\(p.log)") }
     cluster.expectIdentical(s, run: "r", logs: [c2, s1, s2] + ws)
   }
+
+  /// With keys, a shard authenticates to the coordinator and serves only allow-listed workers:
+  /// the run is the same bytes, and a client with another key gets nothing from the shard.
+  @Test func keyedShardsServeOnlyAllowListedWorkers() throws {
+    let s = try ClusterTests.setUp("shards-keys")
+    let k = try SecurityTests.keys("shards-keys-k")
+    try FileManager.default.copyItem(atPath: k.pub("late"), toPath: k.allow + "/shard.pub")  // "late" is the shard's key
+    let port = 5695
+    let c = try cluster.coordinator(s, run: "c", port: port, extra: ["--shards", "1", "--secret-key", k.secret("coordinator"), "--allow", k.allow])
+    let shardLog = try ClusterProcess("shard", ["server", "--connect", "tcp://127.0.0.1:\(port)", "--bind", "tcp://127.0.0.1:6295", "--name", "s",
+                                                "--secret-key", k.secret("late"), "--server-key", k.pub("coordinator"), "--allow", k.allow,
+                                                "--give-up-after", "60"], logDir: s.dir)
+    let w = try ClusterProcess("w1", ["worker", "--connect", "tcp://127.0.0.1:\(port)", "--name", "w1", "--give-up-after", "60",
+                                      "--secret-key", k.secret("w1"), "--server-key", k.pub("coordinator")], logDir: s.dir)
+    #expect(ClusterProcess.waitFor(timeout: 30) { ClusterProcess.loggedStep(runDir: s.dir + "/c") >= 5 }, "\(c.log)")
+    // an intruder's key on the shard's socket: refused by its allow-list, no parameters
+    let intruder = try ClusterClient(endpoint: "tcp://127.0.0.1:6295", keys: ClientKeys(secretFile: k.secret("intruder"), serverFile: k.pub("late")))
+    #expect(throws: ClusterError.self) { _ = try intruder.request(Message(.fetch, version: 0), expecting: .params, timeout: 2) }
+    #expect(c.wait(timeout: 120) == 0, "\(c.log)")
+    for p in [shardLog, w] { #expect(p.wait(timeout: 10) == 0, "\(p.log)") }
+    #expect(shardLog.log.contains("refused a CURVE client"), "\(shardLog.log)")
+    cluster.expectIdentical(s, run: "c", logs: [c, shardLog, w])
+  }
 }
