@@ -77,17 +77,24 @@ def main():
         c = dict(measured["lossless"])
         c["gradient_bytes_per_param"] /= 2.5
         measured["bf16 (2.5x smaller gradients, assumed)"] = c
-    print(f"\nworker: {cores} cores at {rate:.1f} GFLOP/s each, {images} images of 1,024 tokens a step\n")
-    print("| model | codec | link | workers | compute s | 1 server s | efficiency | shards for >= 80% |")
-    print("|---|---|---|---|---|---|---|---|")
-    for model in MODELS:
-        for codec, c in measured.items():
-            for link in (10, 25, 100):
-                for n in (8, 32, 64, 128, 256):
-                    compute, server = step(model, n, link, 0, c, rate, cores, images)
-                    need = next((k for k in range(1, 17) if compute / (compute + step(model, n, link, k, c, rate, cores, images)[1]) >= 0.8), None)
-                    print(f"| {model} | {codec} | {link} Gb/s | {n} | {compute:.2f} | {server:.2f} | "
-                          f"{compute / (compute + server):.0%} | {need if need else '> 16'} |")
+    print(f"\nworker: {cores} cores at {rate:.1f} GFLOP/s each, {images} images of 1,024 tokens a step")
+    print("cells: scaling efficiency with one parameter server / shards needed for >= 80% (> 16: more than the plan allows)")
+    ns = (8, 32, 64, 128, 256)
+    for cpu_label, cpu_scale in (("server CPU as measured", 1.0), ("network only (server CPU not counted)", 0.0)):
+        print(f"\n{cpu_label}\n")
+        print("| model | codec | link | compute s | " + " | ".join(f"{n} workers" for n in ns) + " |")
+        print("|---|---|---|---|" + "---|" * len(ns))
+        for model in MODELS:
+            for codec, c in measured.items():
+                c = dict(c, cpu_s_per_byte=c["cpu_s_per_byte"] * cpu_scale)
+                for link in (10, 25, 100):
+                    cells = []
+                    for n in ns:
+                        compute, server = step(model, n, link, 0, c, rate, cores, images)
+                        need = next((k for k in range(1, 17)
+                                     if compute / (compute + step(model, n, link, k, c, rate, cores, images)[1]) >= 0.8), None)
+                        cells.append(f"{compute / (compute + server):.0%} / {need if need else '> 16'}")
+                    print(f"| {model} | {codec.split(' ')[0]} | {link} Gb/s | {compute:.2f} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
