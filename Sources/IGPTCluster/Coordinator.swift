@@ -92,11 +92,7 @@ public final class Coordinator {
     // The ZAP handler must be bound before the CURVE server socket, or libzmq admits everyone.
     zap = try options.curve.map { try ZAPHandler(allowPath: $0.allow, log: options.log) }
     socket = try ZMQSocket(.router)
-    if let curve = options.curve {
-      try socket.set(ZMQ_CURVE_SERVER, 1)
-      try socket.set(ZMQ_CURVE_SECRETKEY, bytes: Array(curve.secret.z85.utf8))
-      try socket.set(ZMQ_ZAP_DOMAIN, bytes: Array("igpt".utf8))
-    }
+    try options.curve?.secret.serve(on: socket)
     try socket.setHighWaterMarks(64)
     let p = trainer.model.parameterCount
     // The largest legitimate message is a lossless gradient (or a part of a shard's state, no

@@ -24,6 +24,14 @@ public struct CurveKey: Hashable, Sendable, CustomStringConvertible {
     z85 = String(cString: text)
   }
 
+  /// Makes a socket a CURVE server with this secret key, checked by the ZAP handler (which
+  /// must be bound first, or libzmq admits everyone).
+  func serve(on socket: ZMQSocket) throws {
+    try socket.set(ZMQ_CURVE_SERVER, 1)
+    try socket.set(ZMQ_CURVE_SECRETKEY, bytes: Array(z85.utf8))
+    try socket.set(ZMQ_ZAP_DOMAIN, bytes: Array("igpt".utf8))
+  }
+
   /// The key's 32 raw bytes.
   public var bytes: [UInt8] {
     var out = [UInt8](repeating: 0, count: 32)

@@ -49,6 +49,10 @@ extension ShardServer {
       state = ShardState(plan: plan, index: w.index, tree: tree)
       options.log("shard \(w.index + 1) of \(w.shards) for run \(String(w.runHash, radix: 16)): values \(plan.elements(w.index)) of \(w.total), serving workers on \(endpoint)")
     }
+    // the largest message a worker may send: a gradient slice (lossless, with LZ4's bound);
+    // workers connect after this (the coordinator names the shard only once it is restored)
+    let n = Int(slice)
+    try workers.setMaxMessageSize(4 * n + 4 * n / 255 + 64 * (n / GradientCodec.chunkElements + 1) + (1 << 20))
     welcome = w
     waitingFetches = []
   }

@@ -58,11 +58,7 @@ public final class ShardServer {
     badInput = RateLimitedLog(log: options.log)
     zap = try options.allow.map { try ZAPHandler(allowPath: $0, log: options.log) }
     workers = try ZMQSocket(.router)
-    if let keys = options.keys {
-      try workers.set(ZMQ_CURVE_SERVER, 1)
-      try workers.set(ZMQ_CURVE_SECRETKEY, bytes: Array(keys.secret.z85.utf8))
-      try workers.set(ZMQ_ZAP_DOMAIN, bytes: Array("igpt".utf8))
-    }
+    try options.keys?.secret.serve(on: workers)  // after the ZAP handler
     try workers.setHighWaterMarks(256)
     try workers.bind(options.bind)
     endpoint = Self.reachable(workers.lastEndpoint)

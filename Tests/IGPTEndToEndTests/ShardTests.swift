@@ -83,4 +83,40 @@ import Testing
     #expect(shardLog.log.contains("refused a CURVE client"), "\(shardLog.log)")
     cluster.expectIdentical(s, run: "c", logs: [c, shardLog, w])
   }
+
+  /// Garbage on a shard's worker socket (random bytes, other runs, blocks that are not the
+  /// tree's, stale steps, far versions, kinds only the coordinator sends, oversize) is dropped
+  /// or refused; the shard keeps serving and the model is unchanged.
+  @Test func garbageOnAShardSocketChangesNothing() throws {
+    let s = try ClusterTests.setUp("shards-garbage")
+    let port = 5697
+    let c = try cluster.coordinator(s, run: "g", port: port, extra: ["--shards", "1"])
+    let server = try shard(s, port: port, own: 6297, name: "s")
+    let w = try cluster.worker(s, port: port, name: "w")
+    #expect(ClusterProcess.waitFor(timeout: 60) { ClusterProcess.loggedStep(runDir: s.dir + "/g") >= 5 }, "\(c.log)")
+    let hex = try #require(server.log.split(separator: " ").drop { $0 != "run" }.dropFirst().first?.prefix { $0 != ":" })
+    let run = try #require(UInt64(hex, radix: 16))
+    let attacker = try ZMQSocket(.dealer)
+    try attacker.connect("tcp://127.0.0.1:6297")
+    let push = { (version: UInt64, micro: Int, n: Int, hash: UInt64) in
+      Message(.push, runHash: hash, version: version, meta: Data("{\"micro\":\(micro),\"microbatches\":\(n),\"task\":1}".utf8), body: Data(repeating: 3, count: 64)).encode()
+    }
+    var rng = SystemRandomNumberGenerator()
+    let garbage: [[Data]] = [
+      [Data((0..<1000).map { _ in UInt8.random(in: 0...255, using: &rng) })], [Data()],
+      [push(5, 0, 1, 42)],  // another run
+      [push(1 << 40, 0, 1, run)],  // a step long gone or never to come
+      [push(UInt64(ClusterProcess.loggedStep(runDir: s.dir + "/g")), 3, 7, run)],  // not a block of the tree
+      [Message(.fetch, runHash: run, version: 1 << 50).encode()],  // a version it will never reach
+      [Message(.update, runHash: run, version: 0).encode()],  // only the coordinator updates
+      [push(0, 0, 1, run), push(0, 0, 1, run)],  // two frames
+    ]
+    for _ in 0..<20 { for g in garbage { attacker.send(g) } }
+    attacker.send([Data(count: 8 << 20)])  // beyond the largest gradient slice
+    attacker.close()
+    #expect(c.wait(timeout: 120) == 0, "\(c.log)")
+    for p in [server, w] { #expect(p.wait(timeout: 10) == 0, "\(p.log)") }
+    #expect(server.log.contains("dropped"), "\(server.log)")
+    cluster.expectIdentical(s, run: "g", logs: [c, server, w])
+  }
 }
