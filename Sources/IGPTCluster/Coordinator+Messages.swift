@@ -13,12 +13,7 @@ extension Coordinator {
     let id = received.frames[0], bytes = received.frames[1], address = received.peerAddress
     clock.bytesIn += bytes.count
     guard let m = decoded(bytes, from: id, address: address) else { return }
-    if m.kind == .shardHello { return shardHello(m, from: id, address: address) }
-    if let k = shards?.index(of: id) {
-      shards!.heard(id, now: Date())
-      do { try fromShard(m, k) } catch { badInput.note("dropped \(m.kind) from shard \(k + 1): \(error)") }
-      return
-    }
+    if tookAsShard(m, from: id, address: address) { return }
     members.heard(id, bytes: bytes.count, now: Date())
     switch m.kind {
     case .hello: hello(m, from: id, address: address)
@@ -45,6 +40,18 @@ extension Coordinator {
     default:
       badInput.note("dropped unexpected \(m.kind) message from \(address)")
     }
+  }
+
+  /// A shard's hello, or any message from an admitted shard: handled here (true).
+  private func tookAsShard(_ m: Message, from id: Data, address: String) -> Bool {
+    if m.kind == .shardHello {
+      shardHello(m, from: id, address: address)
+      return true
+    }
+    guard let k = shards?.index(of: id) else { return false }
+    shards!.heard(id, now: Date())
+    do { try fromShard(m, k) } catch { badInput.note("dropped \(m.kind) from shard \(k + 1): \(error)") }
+    return true
   }
 
   /// The message in `bytes`, or nil (said, rate-limited; a peer of another protocol version is

@@ -73,6 +73,7 @@ public final class Coordinator {
   /// Worker hellos that came before every shard was restored (answered then).
   var waitingHellos: [(Message, Data, String)] = []
   var lastHeartbeat = Date.distantPast
+  var lastWaitingNote = Date.distantPast
 
   public init(run: TrainingRun, options: Options) throws {
     self.training = run
@@ -113,7 +114,6 @@ public final class Coordinator {
   public func run() throws -> Outcome {
     try beginPhase()
     try awaitShards()
-    var lastWaitingNote = Date.distantPast
     while true {
       if options.shouldStop() {
         if training.checkpointDue(afterStep: trainer.step, stopping: true) { try checkpointNow() }
@@ -145,12 +145,16 @@ public final class Coordinator {
       heartbeatIfDue(now: now)
       expire(now: Date())
       try checkShards(now: Date())
-      if (members.count == 0 || !enoughJoined) && now.timeIntervalSince(lastWaitingNote) >= 10 {
-        lastWaitingNote = now
-        let have = members.count == 0 ? "none connected" : "\(eligibleWorkers) of \(options.waitForWorkers) (--wait-for) ready"
-        events.say("waiting for workers at step \(trainer.step): \(have) (start one with: igpt worker --connect \(endpoint))")
-      }
+      noteWaitingIfDue(now: now)
     }
+  }
+
+  /// Every 10 s while there is no one (or fewer than --wait-for) to work: who is missing.
+  func noteWaitingIfDue(now: Date) {
+    guard members.count == 0 || !enoughJoined, now.timeIntervalSince(lastWaitingNote) >= 10 else { return }
+    lastWaitingNote = now
+    let have = members.count == 0 ? "none connected" : "\(eligibleWorkers) of \(options.waitForWorkers) (--wait-for) ready"
+    events.say("waiting for workers at step \(trainer.step): \(have) (start one with: igpt worker --connect \(endpoint))")
   }
 
   /// Heartbeats to every worker and shard, once per interval.
