@@ -173,7 +173,7 @@ extension Coordinator {
       send(Message(.params, runHash: runHash, version: m.version), to: id)
     } else if shards != nil {
       badInput.note("dropped a fetch of training parameters: this run's are served by its shards")
-    } else if send(Message(.params, runHash: runHash, version: version, body: server.parametersPayload()), to: id) {
+    } else if send(encoded: server.parametersMessage(runHash: runHash), to: id) {
       members.update(id) { $0.parameterVersion = version }
     }
   }
@@ -203,7 +203,7 @@ extension Coordinator {
     for a in assignments where members[a.worker] != nil {
       if let t = phase[a.task] {
         if shards == nil && members[a.worker]!.parameterVersion != version {
-          guard send(Message(.params, runHash: runHash, version: version, body: server.parametersPayload()), to: a.worker) else { continue }
+          guard send(encoded: server.parametersMessage(runHash: runHash), to: a.worker) else { continue }
           members.update(a.worker) { $0.parameterVersion = version }
         }
         send(Message(.task, runHash: runHash, version: version, meta: t.meta, body: t.body), to: a.worker)
@@ -222,6 +222,14 @@ extension Coordinator {
   func send(_ m: Message, to id: Data) -> Bool {
     let start = Date()
     let bytes = m.encode()
+    clock.sendSeconds += Date().timeIntervalSince(start)
+    return send(encoded: bytes, to: id)
+  }
+
+  /// Sends a framed message (one framed once for many peers).
+  @discardableResult
+  func send(encoded bytes: Data, to id: Data) -> Bool {
+    let start = Date()
     defer { clock.sendSeconds += Date().timeIntervalSince(start) }
     switch socket.send([id, bytes]) {
     case .sent:

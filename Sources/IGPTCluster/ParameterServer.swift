@@ -10,7 +10,8 @@ final class ParameterServer {
   let reduction: GradientReduction
   /// The scaled loss of each microbatch of the step (summed in microbatch order at the end).
   private var losses: [Double?]
-  private var payload: Data?
+  /// The framed params message of the current version (nil: not framed yet).
+  private var framedParameters: Data?
   /// Seconds spent decoding and summing gradients and encoding parameters this step.
   private(set) var transferSeconds = 0.0
 
@@ -68,20 +69,22 @@ final class ParameterServer {
     return outcome
   }
 
-  /// The parameters at the current version, encoded once per version.
-  func parametersPayload() -> Data {
-    if let payload { return payload }
+  /// The params message of the current version, framed once per version (each worker gets
+  /// the same bytes: no copy or checksum per worker).
+  func parametersMessage(runHash: UInt64) -> Data {
+    if let framedParameters { return framedParameters }
     let start = Date()
-    let p = GradientCodec.encode(trainer.model.params, count: trainer.model.parameterCount)
+    let body = GradientCodec.encode(trainer.model.params, count: trainer.model.parameterCount)
+    let m = Message(.params, runHash: runHash, version: UInt64(trainer.step), body: body).encode()
     transferSeconds += Date().timeIntervalSince(start)
-    payload = p
-    return p
+    framedParameters = m
+    return m
   }
 
   /// Applies the summed gradient: the step's loss is the microbatches' in microbatch order.
   func applyUpdate() -> Trainer.StepResult {
     precondition(isComplete, "update before the step's gradient is complete")
-    payload = nil
+    framedParameters = nil
     return trainer.applyUpdate(loss: stepLoss)
   }
 }

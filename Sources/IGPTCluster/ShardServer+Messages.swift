@@ -106,7 +106,7 @@ extension ShardServer {
     }
     switch m.kind {
     case .fetch:
-      if m.version == state.version { toWorker(Message(.params, runHash: w.runHash, version: state.version, body: state.parametersPayload()), id) }
+      if m.version == state.version { _ = workers.send([id, state.parametersMessage(runHash: w.runHash)]) }
       // the next version may be asked for while the update is on its way (only that one:
       // nothing a peer sends can make the queue grow without bound)
       else if m.version == state.version + 1 && waitingFetches.count < 4096 { waitingFetches.append((id, m.version)) }
@@ -143,6 +143,9 @@ extension ShardServer {
   private func answerWaitingFetches(_ state: ShardState) {
     let now = waitingFetches.filter { $0.version <= state.version }
     waitingFetches.removeAll { $0.version <= state.version }
-    for f in now { toWorker(Message(.params, runHash: welcome!.runHash, version: f.version, body: f.version == state.version ? state.parametersPayload() : Data()), f.id) }
+    for f in now {
+      if f.version == state.version { _ = workers.send([f.id, state.parametersMessage(runHash: welcome!.runHash)]) }
+      else { toWorker(Message(.params, runHash: welcome!.runHash, version: f.version), f.id) }
+    }
   }
 }

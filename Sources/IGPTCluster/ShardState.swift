@@ -78,10 +78,11 @@ final class ShardState {
     reduction.reset()
   }
 
-  /// The slice's parameters, encoded losslessly once per version.
-  func parametersPayload() -> Data {
+  /// The params message of the slice at its version, framed once per version (every worker
+  /// gets the same bytes).
+  func parametersMessage(runHash: UInt64) -> Data {
     if let payload, payload.version == version { return payload.data }
-    let d = GradientCodec.encode(params, count: count)
+    let d = Message(.params, runHash: runHash, version: version, body: GradientCodec.encode(params, count: count)).encode()
     payload = (version, d)
     return d
   }
