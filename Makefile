@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PACKAGES := libopenblas-dev libzmq3-dev liblz4-dev libstb-dev zlib1g-dev pkg-config dataset-fashion-mnist
 SWIFT_TEST_FLAGS := -c release -Xswiftc -enable-testing
 
-.PHONY: fuzz setup build test test-kernels interop proto bench bench-data bench-cluster bench-torch clean oracle demo cluster-test
+.PHONY: bench-capacity fuzz setup build test test-kernels interop proto bench bench-data bench-cluster bench-torch clean oracle demo cluster-test
 
 ## setup: install missing Debian packages (a no-op when all are present)
 setup:
@@ -29,6 +29,10 @@ demo: build
 	@echo "run:          runs/demo (metrics.jsonl, checkpoints/, logs/ of the coordinator and both workers)"
 	@echo "samples:      runs/demo/samples.png"
 	@echo "completions:  runs/demo/completions.png (left original, right: top half kept, bottom sampled)"
+
+## bench-capacity: the cluster's own cost with emulated workers (25M parameters, 1-16 workers, 0-2 shards; cluster/README.md "Capacity")
+bench-capacity: build
+	.build/release/igpt bench-cluster --layers 8 --embd 512 --heads 8 --workers 1,2,4,8,16 --shards 0,1,2 --steps 6
 
 ## bench-cluster: igpt train vs coordinator + 1 worker, plaintext and CURVE, and training with a probe job running, side by side (tiny config)
 bench-cluster: build
