@@ -12,7 +12,7 @@ struct BenchCommand: ParsableCommand {
     discussion: """
       FLOPs per step are counted as tokens x (6 x (12 L C^2 + V C) + 12 L T C): forward and backward of every matrix product (2 FLOPs per multiply-add forward, twice that backward) plus attention's two T x T products per head, counted in full (no discount for the causal mask, as in PaLM's MFU).
 
-      mfu = gflops / sgemm_gflops, where sgemm_gflops is the best of a 1024^3 sgemm split across igpt's threads and OpenBLAS's own threading, measured in the same run. --profile adds the milliseconds each kernel takes per step.
+      mfu = gflops / sgemm_gflops, where sgemm_gflops is the best of a 1024^3 sgemm split across igpt's threads and OpenBLAS's own threading, measured in the same run. --profile adds the milliseconds each kernel takes per step, and attention_gflops: attention's rate forward and backward, counting the products its kernels really do (the masked blocks they skip are not counted).
       """)
 
   @Option(help: "Transformer blocks.") var layers = 8
@@ -113,7 +113,9 @@ struct BenchCommand: ParsableCommand {
     var output = result
     output["numerics"] = try JSONSerialization.jsonObject(with: JSONEncoder().encode(try NumericsFingerprint.measure(config, threads: threads)))
     if profile {
-      output["profile_ms"] = StepProfile.milliseconds.mapValues { round3($0 / Double(steps)) }
+      let ms = StepProfile.milliseconds.mapValues { $0 / Double(steps) }
+      output["profile_ms"] = ms.mapValues(round3)
+      output["attention_gflops"] = attentionRates(ms: ms)
     }
     if features {
       // Feature passes alternate with training steps, so the ratio compares the two under the
@@ -164,6 +166,20 @@ struct BenchCommand: ParsableCommand {
   }
 
   private func round3(_ x: Double) -> Double { (x * 1000).rounded() / 1000 }
+
+  /// Attention's GFLOP/s in the profiled step: the products its kernels really do (masked
+  /// blocks skipped are not counted; 2 FLOPs per multiply-add), over the time spent in them.
+  func attentionRates(ms: [String: Double]) -> [String: Double] {
+    let w = Attention.work(B: batch, T: seq, C: embd, H: heads, causal: objective == .ar)
+    // with recompute, each layer's forward runs twice (once more in backward)
+    let calls = Double(layers), forwardCalls = calls * (recompute ? 2 : 1)
+    var out: [String: Double] = [:]
+    if let f = ms["attention_forward"], f > 0 { out["forward"] = round3(2 * w.forward * forwardCalls / (f / 1000) / 1e9) }
+    if let b = ms["attention_backward"], b > 0 { out["backward"] = round3(2 * w.backward * calls / (b / 1000) / 1e9) }
+    out["gflop_per_step"] = round3(2 * (w.forward * forwardCalls + w.backward * calls) / 1e9)
+    return out
+  }
+
 }
 
 extension ModelConfig.Objective: ExpressibleByArgument {}

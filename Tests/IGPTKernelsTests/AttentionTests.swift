@@ -105,4 +105,18 @@ import Testing
       }
     }
   }
+
+  /// The work `igpt bench --profile` counts: every product in full without the mask (2 T^2 D
+  /// multiply-adds forward, 5 backward, per head), about half of that with it, both paths.
+  @Test(arguments: [64, 24])
+  func workCountsTheProductsTheKernelsDo(D: Int) {
+    let B = 2, H = 3, T = 1024, C = D * H
+    let full = Attention.work(B: B, T: T, C: C, H: H, causal: false)
+    let square = Double(B * H * T * T * D)
+    #expect(full.forward == 2 * square && full.backward == 5 * square)
+    let causal = Attention.work(B: B, T: T, C: C, H: H, causal: true)
+    // the kernels compute a little past the diagonal: at most 1/8 more than half at this size
+    #expect(causal.forward > square && causal.forward < 2 * square * 0.5 * 1.13)
+    #expect(causal.backward > 2.5 * square && causal.backward < 5 * square * 0.5 * 1.13)
+  }
 }
