@@ -119,4 +119,26 @@ import Testing
     #expect(server.log.contains("dropped"), "\(server.log)")
     cluster.expectIdentical(s, run: "g", logs: [c, server, w])
   }
+
+  /// bf16 gradients are encoded slice by slice with each slice's part of the worker's rounding
+  /// residual: one worker with 2 shards trains the bytes one worker trains without shards.
+  @Test func bf16GradientsInSlicesAreTheWholeGradientsBytes() throws {
+    let s = try ClusterTests.setUp("shards-bf16", steps: 60)
+    let config = s.dir + "/bf16.yaml"
+    try String(contentsOfFile: s.config, encoding: .utf8)
+      .replacingOccurrences(of: "cluster: {", with: "cluster: {codec: bf16, ")
+      .write(toFile: config, atomically: true, encoding: .utf8)
+    var models: [Data?] = []
+    for (run, k, port) in [("plain", 0, 5698), ("sharded", 2, 5699)] {
+      let c = try ClusterProcess("coordinator-\(run)", ["coordinator", "--config", config, "--run", s.dir + "/" + run,
+                                                         "--bind", "tcp://127.0.0.1:\(port)", "--shards", "\(k)"], logDir: s.dir)
+      let servers = try (0..<k).map { try shard(s, port: port, own: 6398 + $0, name: "s\($0)") }
+      let w = try cluster.worker(s, port: port, name: "w-\(run)")
+      #expect(c.wait(timeout: 120) == 0, "\(c.log)")
+      for p in servers + [w] { #expect(p.wait(timeout: 10) == 0, "\(p.log)") }
+      models.append(FileManager.default.contents(atPath: s.dir + "/\(run)/checkpoints/step-00000060/model.safetensors"))
+    }
+    #expect(models[0] != nil && models[0] == models[1])
+    #expect(models[0] != s.reference.model)  // bf16 really was on: not the lossless bytes
+  }
 }
