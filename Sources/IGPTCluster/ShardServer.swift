@@ -29,12 +29,8 @@ public final class ShardServer {
     }
   }
 
-  public enum Outcome: Equatable {
-    case done(step: Int)
-    case stopped
-    case refused(String)
-    case gaveUp
-  }
+  /// How it ended: as a worker does (the run done, stopped, refused, no coordinator).
+  public typealias Outcome = Worker.Outcome
 
   let options: Options
   let upstream: ZMQSocket

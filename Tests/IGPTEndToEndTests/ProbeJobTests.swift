@@ -106,16 +106,23 @@ import Testing
                                                              "--seed", "5", "--threads", "2", "--batch", "3"])
   }
 
-  @Test func aScheduledProbeRunsEveryNSteps() throws {
-    let s = try ClusterTests.setUp("probe-schedule")
-    let port = 5861
+  /// With shards too: the job's snapshot is pulled from them (the coordinator's copy is stale).
+  @Test(arguments: [0, 2])
+  func aScheduledProbeRunsEveryNSteps(shards: Int) throws {
+    let s = try ClusterTests.setUp("probe-schedule-\(shards)")
+    let port = 5861 + shards
     let config = s.dir + "/scheduled.yaml"
     try (String(contentsOfFile: s.config, encoding: .utf8) + "\nprobes: {every: 60, layers: \"2\", train_images: 40, eval_images: 10, raw_pixels: true}\n")
       .write(toFile: config, atomically: true, encoding: .utf8)
-    let c = try ClusterProcess("c", ["coordinator", "--config", config, "--run", s.dir + "/sch", "--bind", "tcp://127.0.0.1:\(port)"], logDir: s.dir)
+    let c = try ClusterProcess("c", ["coordinator", "--config", config, "--run", s.dir + "/sch", "--bind", "tcp://127.0.0.1:\(port)",
+                                     "--shards", "\(shards)"], logDir: s.dir)
+    let servers = try (0..<shards).map {
+      try ClusterProcess("s\($0)", ["server", "--connect", "tcp://127.0.0.1:\(port)", "--bind", "tcp://127.0.0.1:\(6461 + $0)", "--give-up-after", "30"],
+                         logDir: s.dir)
+    }
     let w = try ClusterProcess("w", ["worker", "--connect", "tcp://127.0.0.1:\(port)", "--give-up-after", "30"], logDir: s.dir)
     #expect(c.wait(timeout: 120) == 0, "\(c.log)")
-    w.wait(timeout: 10)
+    for p in servers + [w] { p.wait(timeout: 10) }
     let lines = try String(contentsOfFile: s.dir + "/sch/probes.jsonl", encoding: .utf8).split(separator: "\n")
     // steps 60 and 120, each on the parameters of the step it started at
     #expect(lines.count == 2, "\(c.log)")

@@ -143,4 +143,26 @@ import Testing
     #expect(models[0] != nil && models[0] == models[1])
     #expect(models[0] != s.reference.model)  // bf16 really was on: not the lossless bytes
   }
+
+  /// `igpt bench-cluster`: a real coordinator, shards and emulated workers; every worker in from
+  /// the first timed step (--wait-for), gradients through the coordinator only without shards.
+  @Test func benchClusterMeasuresTheClusterWithEmulatedWorkers() throws {
+    let r = try IGPTBinary.run(["bench-cluster", "--layers", "2", "--embd", "64", "--heads", "2", "--workers", "1,2", "--shards", "0,2",
+                                "--steps", "3", "--port", "5950"])
+    #expect(r.status == 0, "\(r.stderr)")
+    let rows = r.stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+    #expect(rows.map { "\($0["shards"] ?? "?")/\($0["workers"] ?? "?")" } == ["0/1", "0/2", "2/1", "2/2"], "\(r.stdout)")
+    for row in rows {
+      let workers = row["workers"] as? Int ?? 0, gradient = row["gradient_bytes"] as? Int ?? 0
+      #expect(row["timed_steps"] as? Int == 2 && (row["steps_per_s"] as? Double ?? 0) > 0)
+      #expect(row["gradients_per_step"] as? Double == Double(workers), "\(row)")  // 32 microbatches: one block each
+      if row["shards"] as? Int == 0 {
+        #expect((row["bytes_in_per_step"] as? Int ?? 0) >= workers * gradient && row["shard_peak_rss_mb"] == nil)
+      } else {
+        #expect((row["bytes_in_per_step"] as? Int ?? .max) < gradient / 10 && (row["shard_peak_rss_mb"] as? Int ?? 0) > 0, "\(row)")
+      }
+    }
+    let bad = try IGPTBinary.run(["bench-cluster", "--workers", "0"])
+    #expect(bad.status != 0 && bad.stderr.contains("--workers 0"))
+  }
 }
