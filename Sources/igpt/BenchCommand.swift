@@ -36,11 +36,14 @@ struct BenchCommand: ParsableCommand {
   var featureLayers = "all"
   @Flag(name: .customLong("features-split"), help: "With --features: also time passes that split every kernel across the threads (not image groups), alternating.")
   var featuresSplit = false
+  @Flag(help: "Also time the KV-cache sampler (igpt sample) filling all --seq positions of --batch images (AR only): sampling_tokens_per_s.")
+  var sampling = false
 
   func validate() throws {
     if threads < 1 { throw ValidationError("--threads must be at least 1") }
     if steps < 1 { throw ValidationError("--steps must be at least 1") }
     if batch < 1 { throw ValidationError("--batch must be at least 1") }
+    if sampling && objective != .ar { throw ValidationError("--sampling needs --objective ar") }
     if (try? LinearProbe.parseLayers(featureLayers, modelLayers: layers)) == nil {
       throw ValidationError("--feature-layers \(featureLayers): expected all, mid, or a list of layers in 0...\(layers)")
     }
@@ -161,8 +164,23 @@ struct BenchCommand: ParsableCommand {
       output["features_vs_training"] = round3(pairedMedian / featureMedian)
       output["feature_layers"] = featureLayers
     }
+    if sampling { output["sampling_tokens_per_s"] = round3(samplingRate(model)) }
     let data = try JSONSerialization.data(withJSONObject: output, options: [.sortedKeys])
     print(String(decoding: data, as: UTF8.self))
+  }
+
+  /// Tokens per second of the KV-cache sampler filling all `seq` positions of `batch` images,
+  /// the median of 3 passes (temperature 1, fixed seeds).
+  func samplingRate(_ model: IGPT) -> Double {
+    let sampler = Sampler(model: model, batch: batch)
+    var times: [Double] = []
+    for pass in 0..<3 {
+      var rngs = (0..<batch).map { SeededRandom(seed: seed &+ UInt64(100 + pass * batch + $0)) }
+      let start = DispatchTime.now().uptimeNanoseconds
+      _ = sampler.generate(length: seq, prefixes: Array(repeating: [], count: batch), temperature: 1, topK: nil, rngs: &rngs)
+      times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+    }
+    return Double(batch * seq) / times.sorted()[1]
   }
 
   private func round3(_ x: Double) -> Double { (x * 1000).rounded() / 1000 }
