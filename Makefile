@@ -73,10 +73,12 @@ bench: build bench-data
 	.build/release/igpt bench --layers 8 --embd 256 --heads 8 --seq 196 --batch 16 --vocab 16 --threads 2 --steps 10 --features --features-split
 	.build/release/igpt bench --layers 8 --embd 256 --heads 8 --seq 196 --batch 16 --vocab 16 --threads 2 --steps 10 --features --feature-layers mid
 
-## bench-torch: igpt bench and PyTorch's torch_igpt.py bench alternating on the same shape (5 pairs; installs torch into .venv-torch once)
+## bench-torch: igpt bench and PyTorch's torch_igpt.py bench alternating on the same shape (5 pairs), at the
+## bench shape (T 196) and at a 32x32 image's (T 1024, 4 x 512); installs torch into .venv-torch once
 bench-torch: build
 	@[ -x $(TORCH_PY) ] || (python3 -m venv .venv-torch && .venv-torch/bin/pip install -q torch numpy)
 	bash Tests/Oracle/bench_vs_torch.sh .build/release/igpt $(TORCH_PY) 5
+	bash Tests/Oracle/bench_vs_torch.sh .build/release/igpt $(TORCH_PY) 5 4 --layers 4 --embd 512 --heads 8 --seq 1024 --batch 4 --vocab 512 --threads 2
 
 ## bench-data: time igpt prepare on all of Fashion-MNIST (14x14, 16 levels) and the CIFAR-10 sample (32x32, 512 colours)
 BENCH_TMP := $(shell mktemp -u /tmp/igpt-bench-XXXXXX)

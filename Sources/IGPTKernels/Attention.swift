@@ -1,32 +1,32 @@
 /// Multi-head scaled dot-product attention, causal (AR) or bidirectional (BERT), forward and backward.
 ///
-/// Per (batch, head), scores are products over strided views of qkv, the softmax runs in place in
-/// a per-thread scratch that stays in cache, and the weighted sum is another product; threads
-/// split the (batch, head) pairs. The products go through `AttentionTile` (Attention+Tiles.swift)
-/// when the head width is a multiple of 16, as in every preset, and through small sgemms (below)
-/// otherwise. Only each row's log-sum-exp is kept: backward recomputes the scores and
-/// rebuilds the probabilities from it, which costs one more sgemm but never writes or reads the
-/// (B, H, T, T) probabilities to memory (and saves that much activation memory per layer).
-/// With the causal mask, rows are cut into blocks (8 rows in the tile path, a few larger ones in
-/// the sgemm path) whose products stop at the block's last allowed column, so most of the masked
-/// upper triangle is never computed.
+/// When the head width is a multiple of 16, as in every preset, attention runs in blocks of 64
+/// queries by 64 keys through `AttentionTile` (Attention+Blocks.swift): no T x T matrix is
+/// stored, only each row's log-sum-exp, from which backward rebuilds the probabilities block by
+/// block. Other widths go through small sgemms (below) over a per-thread T x T scratch, in row
+/// blocks that stop at the block's last allowed column under the causal mask. Threads split the
+/// (batch, head) pairs; each pair's sums run in one fixed order, so the thread count never
+/// changes the bytes.
 public enum Attention {
   /// Row stride of the per-thread score matrices: T rounded up to 16 floats, so every row is
   /// processed in whole 16-lane vectors with no scalar tail.
   @inline(always)
   public static func rowStride(_ T: Int) -> Int { (T + 15) / 16 * 16 }
 
-  /// Floats of scratch `forward` and `backward` need per call: per thread, two T x rowStride(T)
-  /// matrices (probabilities and their gradient) and two D x rowStride(T) ones (K and V transposed).
+  /// Floats of scratch `forward` and `backward` need per call: per thread, the blocked kernels'
+  /// packed operands (about 7 T x D, `HeadScratch`), or for the sgemm path two T x rowStride(T)
+  /// matrices (probabilities and their gradient).
   public static func scratchCount(T: Int, D: Int, threads: Int) -> Int {
     threads * scratchPerThread(T: T, D: D)
   }
 
   @inline(always)
-  static func scratchPerThread(T: Int, D: Int) -> Int { 2 * (T + D) * rowStride(T) }
+  static func scratchPerThread(T: Int, D: Int) -> Int {
+    usesTiles(D: D) ? HeadScratch.count(T: T, D: D) : 2 * T * rowStride(T)
+  }
 
-  /// Whether attention runs through `AttentionTile` (head width a multiple of 16, as in every
-  /// preset) rather than small sgemms. Not a per-CPU choice, so every build gives the same bytes.
+  /// Whether attention runs in blocks through `AttentionTile` (head width a multiple of 16, as in
+  /// every preset) rather than small sgemms. Not a per-CPU choice.
   @inline(always)
   public static func usesTiles(D: Int) -> Bool { D % 16 == 0 }
 
@@ -60,7 +60,7 @@ public enum Attention {
   ) {
     let D = C / H
     if usesTiles(D: D) {
-      forwardTiled(out: out, lse: lse, qkv: qkv, scratch: scratch, causal: causal, B: B, T: T, C: C, H: H)
+      forwardBlocked(out: out, lse: lse, qkv: qkv, scratch: scratch, causal: causal, B: B, T: T, C: C, H: H)
       return
     }
     let scale = 1 / Float(D).squareRoot()
@@ -91,18 +91,19 @@ public enum Attention {
     }
   }
 
-  /// dqkv (B, T, 3C) = (overwritten) from dout (B, T, C), given qkv and the saved lse (B, H, T).
-  /// `scratch` holds scratchCount(T:D:threads:) floats; the sgemm path needs it to start zeroed
-  /// or finite (entries past a row's end are read, multiplied by P = 0).
+  /// dqkv (B, T, 3C) = (overwritten) from dout (B, T, C), given qkv, forward's output `out`
+  /// (B, T, C) and the saved lse (B, H, T). `scratch` holds scratchCount(T:D:threads:) floats;
+  /// the sgemm path needs it to start zeroed or finite (entries past a row's end are read,
+  /// multiplied by P = 0).
   public static func backward(
-    dqkv: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, qkv: UnsafePointer<Float>,
-    lse: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>, causal: Bool,
-    B: Int, T: Int, C: Int, H: Int
+    dqkv: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, out: UnsafePointer<Float>,
+    qkv: UnsafePointer<Float>, lse: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>,
+    causal: Bool, B: Int, T: Int, C: Int, H: Int
   ) {
     let D = C / H
     if usesTiles(D: D) {
-      backwardTiled(
-        dqkv: dqkv, dout: dout, qkv: qkv, lse: lse, scratch: scratch, causal: causal,
+      backwardBlocked(
+        dqkv: dqkv, dout: dout, out: out, qkv: qkv, lse: lse, scratch: scratch, causal: causal,
         B: B, T: T, C: C, H: H)
       return
     }

@@ -125,4 +125,58 @@ public enum Softmax {
       i += 16
     }
   }
+
+  /// One key block of a score row in FlashAttention's online softmax: row[j] = exp(row[j] - m)
+  /// for j < valid and exactly 0 for valid..<width (width a multiple of 16, valid > width - 16),
+  /// where m, the row's running max, grows to cover this block; the running sum is rescaled to
+  /// the new max and this block's added. Returns the factor exp(m_old - m) the row's output sums
+  /// must be scaled by (1 when the max did not change; irrelevant on the first block).
+  @inline(always)
+  public static func onlineBlockRow(
+    _ row: UnsafeMutablePointer<Float>, valid: Int, width: Int, max m: inout Float,
+    sum l: inout Float, first: Bool
+  ) -> Float {
+    typealias V = FastMath.V
+    let lane = V(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+    let lowest = V(repeating: -Float.greatestFiniteMagnitude)
+    // one loop shape for every vector, the mask from a per-vector compare (a separately
+    // computed tail vector compiled to 4-lane pieces, 4x slower)
+    var vmax = lowest
+    var i = 0
+    while i < width {
+      let x = FastMath.load(row + i).replacing(with: lowest, where: lane .>= V(repeating: Float(valid - i)))
+      vmax = FastMath.max16(vmax, x)
+      i += 16
+    }
+    let blockMax = FastMath.maximum(vmax)
+    let mNew = first ? blockMax : Swift.max(m, blockMax)
+    let vm = V(repeating: mNew)
+    var vsum = V()
+    i = 0
+    while i < width {
+      let e = FastMath.exp16(FastMath.load(row + i) - vm)
+        .replacing(with: 0, where: lane .>= V(repeating: Float(valid - i)))
+      FastMath.store(e, row + i)
+      vsum += e
+      i += 16
+    }
+    let corr: Float = first || mNew == m ? 1 : FastMath.exp(m - mNew)
+    l = first ? FastMath.sum(vsum) : l * corr + FastMath.sum(vsum)
+    m = mNew
+    return corr
+  }
+
+  /// Softmax backward in place given the row's dot(dP, P) (attention's delta = rowsum(dO * O)):
+  /// d[j] = p[j] * (d[j] - dot) over `width` entries (a multiple of 16); 0 where p is 0.
+  @inline(always)
+  public static func backwardGivenDot(
+    _ d: UnsafeMutablePointer<Float>, probs p: UnsafePointer<Float>, dot: Float, width: Int
+  ) {
+    let vd = FastMath.V(repeating: dot)
+    var i = 0
+    while i < width {
+      FastMath.store(FastMath.load(p + i) * (FastMath.load(d + i) - vd), d + i)
+      i += 16
+    }
+  }
 }

@@ -294,7 +294,7 @@ public final class IGPT {
       }
       StepProfile.measure("attention_backward") {
         Attention.backward(
-          dqkv: a.dqkv, dout: a.datty, qkv: qkv, lse: lse, scratch: a.attScratch, causal: isCausal,
+          dqkv: a.dqkv, dout: a.datty, out: atty, qkv: qkv, lse: lse, scratch: a.attScratch, causal: isCausal,
           B: B, T: T, C: C, H: H)
       }
       StepProfile.measure("matmul_backward") {

@@ -80,7 +80,7 @@ import Testing
     Attention.forward(out: &out, lse: &lse, qkv: qkv, scratch: &scratch, causal: causal,
                       B: B, T: T, C: C, H: H)
     var dqkv = [Float](repeating: 5, count: B * T * 3 * C)  // overwritten
-    Attention.backward(dqkv: &dqkv, dout: dout, qkv: qkv, lse: lse, scratch: &scratch,
+    Attention.backward(dqkv: &dqkv, dout: dout, out: out, qkv: qkv, lse: lse, scratch: &scratch,
                        causal: causal, B: B, T: T, C: C, H: H)
     let err = worstGradientError(x: &qkv, analytic: dqkv, samples: 60) {
       weightedSum(run($0, causal: causal, B: B, T: T, C: C, H: H), dout)
