@@ -1,4 +1,5 @@
 import Foundation
+import IGPTKernels
 
 /// What a command will need in memory, computed before anything is allocated, against what
 /// the host has: one place per resource, every size in Double so no shape can overflow it.
@@ -52,17 +53,16 @@ public enum MemoryBudget {
 
   /// Bytes of the activations of forward and backward over `batch` sequences of `seq` tokens.
   public static func activations(_ c: ModelConfig, batch: Int, seq: Int, threads: Int, recompute: Bool) -> Double {
-    let T = Double(seq), D = Double(c.embd / max(1, c.heads)), th = Double(max(1, threads))
-    let rowStride = (T / 16).rounded(.up) * 16
+    let T = Double(seq), th = Double(max(1, threads))
+    let scratch = Double(Attention.scratchCount(T: seq, D: c.embd / max(1, c.heads), threads: max(1, threads)))
     let sizes = Activations.sizes(L: Double(c.layers), C: Double(c.embd), H: Double(c.heads), V: Double(c.vocab), B: Double(batch), T: T,
-                                  slots: recompute ? 1 : Double(c.layers), threads: th, attentionScratch: th * 2 * (T + D) * rowStride)
+                                  slots: recompute ? 1 : Double(c.layers), threads: th, attentionScratch: scratch)
     return 4 * sizes.reduce(0) { $0 + $1 + 16 }
   }
 
   /// Bytes of a sampler's key/value cache and buffers for `batch` images.
   public static func sampler(_ c: ModelConfig, batch: Int) -> Double {
-    let B = Double(batch), C = Double(c.embd)
-    return 4 * (2 * Double(c.layers) * B * Double(c.seq) * C + B * (12 * C + 1 + Double(c.vocab)) + Double(c.seq) + 16)
+    4 * Double(Sampler.floats(c, batch: batch))
   }
 }
 

@@ -3,19 +3,21 @@ import IGPTKernels
 /// Autoregressive generation with a key/value cache: one forward step per new token.
 ///
 /// Each step runs every layer on one position for B images, appends that position's keys and
-/// values to the cache and attends over the cache. The same arithmetic as the full forward
-/// pass, without recomputing earlier positions (OpenAI's sampler re-runs the whole prefix).
+/// values to the cache and attends over the cache through the attention kernels' own tile
+/// products (`Attention.HeadCache`): the full forward pass's arithmetic, without recomputing
+/// earlier positions (OpenAI's sampler re-runs the whole prefix).
 public final class Sampler {
   public let model: IGPT
   public let batch: Int
   /// Positions filled so far.
   public private(set) var position = 0
-  private let kCache, vCache: UnsafeMutablePointer<Float>  // (L, B, T, C) each
+  private let head: Attention.HeadCache
+  private let cache: UnsafeMutablePointer<Float>  // (L, B, H) heads' caches of head.floats each
   private let x, ln, atty, proj: UnsafeMutablePointer<Float>  // (B, C)
   private let qkv: UnsafeMutablePointer<Float>  // (B, 3C)
   private let fch, fchGelu: UnsafeMutablePointer<Float>  // (B, 4C)
   private let rstd: UnsafeMutablePointer<Float>  // (B)
-  private let scores: UnsafeMutablePointer<Float>  // (T rounded up to 16)
+  private let scratch: UnsafeMutablePointer<Float>  // head.scratchFloats
   private let logits: UnsafeMutablePointer<Float>  // (B, V)
   private var allocations: [UnsafeMutablePointer<Float>] = []
 
@@ -24,6 +26,7 @@ public final class Sampler {
     self.model = model
     self.batch = batch
     let c = model.config, C = c.embd, T = c.seq
+    head = Attention.HeadCache(T: T, D: C / c.heads)
     var all: [UnsafeMutablePointer<Float>] = []
     func make(_ n: Int) -> UnsafeMutablePointer<Float> {
       let p = UnsafeMutablePointer<Float>.allocate(capacity: max(n, 16))
@@ -31,20 +34,28 @@ public final class Sampler {
       all.append(p)
       return p
     }
-    kCache = make(c.layers * batch * T * C)
-    vCache = make(c.layers * batch * T * C)
+    cache = make(c.layers * batch * c.heads * head.floats)
     x = make(batch * C); ln = make(batch * C); atty = make(batch * C); proj = make(batch * C)
     qkv = make(batch * 3 * C)
     fch = make(batch * 4 * C); fchGelu = make(batch * 4 * C)
     rstd = make(batch)
-    scores = make(Attention.rowStride(T))
+    scratch = make(head.scratchFloats)
     logits = make(batch * c.vocab)
     allocations = all
   }
 
   deinit { for p in allocations { p.deallocate() } }
 
-  /// Empties the cache: the next step is position 0.
+  /// Floats a sampler for `batch` images of a `config` model allocates (MemoryBudget.sampler).
+  public static func floats(_ config: ModelConfig, batch: Int) -> Int {
+    let C = config.embd, head = Attention.HeadCache(T: config.seq, D: C / max(1, config.heads))
+    let sizes = [config.layers * batch * config.heads * head.floats, 4 * batch * C, batch * 3 * C, 2 * batch * 4 * C,
+                 batch, head.scratchFloats, batch * config.vocab]
+    return sizes.reduce(0) { $0 + max($1, 16) }
+  }
+
+  /// Empties the cache: the next step is position 0. (Positions past the current one are
+  /// never read into a result: their scores are left out of the softmax and the sum over V.)
   public func reset() { position = 0 }
 
   /// Feeds position `position` and returns logits (B, V) predicting its token. `previous` holds
@@ -59,25 +70,15 @@ public final class Sampler {
       let pe = p + layout.wpe + t * C
       for i in 0..<C { x[b * C + i] = e[i] + pe[i] }
     }
-    let scale = 1 / Float(D).squareRoot()
     for l in 0..<c.layers {
       let w = layout.blocks[l]
       RMSNorm.forward(out: ln, rstd: rstd, inp: x, g: p + w.ln1, N: B, C: C)
       Matmul.forward(out: qkv, inp: ln, w: p + w.qkvw, N: B, C: C, OC: 3 * C)
       for b in 0..<B {
-        let kc = kCache + ((l * B + b) * T) * C, vc = vCache + ((l * B + b) * T) * C
-        (kc + t * C).update(from: qkv + b * 3 * C + C, count: C)
-        (vc + t * C).update(from: qkv + b * 3 * C + 2 * C, count: C)
         for h in 0..<H {
-          let q = qkv + b * 3 * C + h * D
-          for j in 0...t { scores[j] = FastMath.dot(q, kc + j * C + h * D, D) * scale }
-          Softmax.inPlace(scores, t + 1)
-          let o = atty + b * C + h * D
-          o.update(repeating: 0, count: D)
-          for j in 0...t {
-            let pj = scores[j], vj = vc + j * C + h * D
-            for d in 0..<D { o[d] += pj * vj[d] }
-          }
+          let hc = cache + ((l * B + b) * H + h) * head.floats, q = qkv + b * 3 * C + h * D
+          head.append(hc, key: q + C, value: q + 2 * C, position: t)
+          head.attend(out: atty + b * C + h * D, q: q, cache: hc, position: t, scratch: scratch)
         }
       }
       Matmul.forward(out: proj, inp: atty, w: p + w.attprojw, N: B, C: C, OC: C)
