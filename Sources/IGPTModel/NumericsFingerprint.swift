@@ -13,7 +13,8 @@ public struct NumericsFingerprint: Codable, Equatable, Sendable {
   public var openblas: String
   /// The kernel family OpenBLAS loaded ("Haswell", "SkylakeX", ...).
   public var openblasCore: String
-  /// The CPU igpt's kernels were compiled for.
+  /// The CPU igpt's kernels were compiled for (targets of the same `KernelCPU.arithmetic`
+  /// compute the same bytes).
   public var kernelCPU: String
   /// Threads the kernels split their work over.
   public var threads: Int
@@ -116,7 +117,10 @@ public struct NumericsFingerprint: Codable, Equatable, Sendable {
   public func difference(from other: NumericsFingerprint) -> String? {
     if openblasCore != other.openblasCore { return "OpenBLAS core \(openblasCore) vs \(other.openblasCore)" }
     if openblas != other.openblas { return "OpenBLAS build '\(openblas)' vs '\(other.openblas)'" }
-    if kernelCPU != other.kernelCPU { return "igpt kernels for \(kernelCPU) vs \(other.kernelCPU)" }
+    // targets with the same arithmetic compute the same bytes (KernelCPU): the probe decides
+    if KernelCPU.arithmetic(of: kernelCPU) != KernelCPU.arithmetic(of: other.kernelCPU) {
+      return "igpt kernels for \(kernelCPU) vs \(other.kernelCPU) (\(KernelCPU.arithmetic(of: kernelCPU)) vs \(KernelCPU.arithmetic(of: other.kernelCPU)))"
+    }
     if threads != other.threads { return "\(threads) threads vs \(other.threads)" }
     if shape != other.shape { return "fingerprinted at other widths" }
     if probe != other.probe { return "probe computation \(probe) vs \(other.probe)" }

@@ -40,7 +40,9 @@ public struct RunNumerics: Sendable {
     }
     var differences: [String] = []
     if host.openblas != run.openblas { differences.append("OpenBLAS build '\(host.openblas)', the run's '\(run.openblas)'") }
-    if host.kernelCPU != run.kernelCPU { differences.append("igpt kernels for \(host.kernelCPU), the run's for \(run.kernelCPU)") }
+    if KernelCPU.arithmetic(of: host.kernelCPU) != KernelCPU.arithmetic(of: run.kernelCPU) {
+      differences.append("igpt kernels for \(host.kernelCPU) (\(KernelCPU.arithmetic(of: host.kernelCPU))), the run's for \(run.kernelCPU) (\(KernelCPU.arithmetic(of: run.kernelCPU)))")
+    }
     if differences.isEmpty && host.openblasCore != run.openblasCore {
       // strict pins what it can; any takes every worker as it comes
       if policy == .strict && host.runnable.contains(run.openblasCore) { return .pin(core: run.openblasCore) }

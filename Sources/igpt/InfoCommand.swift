@@ -11,7 +11,7 @@ struct InfoCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "info", abstract: "Show the BLAS kernels, CPU features and numerics fingerprint igpt runs with.",
     discussion: """
-      The numerics fingerprint is what decides the bytes this process computes: OpenBLAS's build and core type, the CPU igpt's kernels were compiled for, the thread count, and a hash of one small training step at the model's widths. Two hosts with the same fingerprint compute the same bytes; a cluster run pins or refuses workers whose fingerprint is not the run's (cluster.numerics). Without --config the bench shape (256 wide, 8 heads, 196 positions, 16 colours) is used.
+      The numerics fingerprint is what decides the bytes this process computes: OpenBLAS's build and core type, the arithmetic igpt's kernels were compiled with (kernel_arithmetic: fused multiply-add on every target with FMA, separate multiply and add on the x86-64 baseline; targets with the same arithmetic compute the same bytes), the thread count, and a hash of one small training step at the model's widths. Two hosts with the same fingerprint compute the same bytes; a cluster run pins or refuses workers whose fingerprint is not the run's (cluster.numerics). Without --config the bench shape (256 wide, 8 heads, 196 positions, 16 colours) is used.
 
       Example: igpt info --config configs/fashion-mnist-tiny.yaml --json
       """)
@@ -49,6 +49,7 @@ struct InfoCommand: ParsableCommand {
       "runnable_coretypes": OpenBLASCoreType.runnable(flags: flags).joined(separator: ","),
       "cpus": ProcessInfo.processInfo.activeProcessorCount,
       "kernel_cpu": KernelCPU.name,
+      "kernel_arithmetic": KernelCPU.arithmetic,
       "numerics": try JSONSerialization.jsonObject(with: JSONEncoder().encode(fingerprint)),
     ]
     if json {

@@ -26,9 +26,13 @@ import Testing
       return
     }
     #expect(why.contains("cannot run the run's Haswell") && why.contains("worker: OpenBLAS Sandybridge") && why.contains("run: OpenBLAS Haswell"))
-    // no pin changes the kernels' compile target or the OpenBLAS build
-    if case .refuse(let why) = strict.admit(Self.host(kernel: "skylake-avx512")) { #expect(why.contains("igpt kernels for skylake-avx512")) } else {
-      Issue.record("other kernel target accepted")
+    // no pin changes the kernels' arithmetic or the OpenBLAS build; targets that share the
+    // arithmetic (AVX2 and AVX-512 builds both fuse) compute the same bytes and are accepted
+    #expect(strict.admit(Self.host(kernel: "skylake-avx512")) == .accept)
+    if case .refuse(let why) = strict.admit(Self.host(kernel: "baseline")) {
+      #expect(why.contains("igpt kernels for baseline (separate multiply and add), the run's for haswell (fused multiply-add)"))
+    } else {
+      Issue.record("a baseline (no FMA) build accepted into a haswell run")
     }
     if case .refuse = strict.admit(Self.host(core: "Sandybridge", openblas: "OpenBLAS 0.3.26")) {} else { Issue.record("other build accepted") }
     if case .refuse = strict.admit(nil) {} else { Issue.record("a worker without numerics accepted") }
@@ -37,7 +41,7 @@ import Testing
   @Test func anyAcceptsEveryWorkerAsItIs() {
     let any = RunNumerics(fingerprint: Self.run, policy: .any)
     #expect(any.admit(Self.host()) == .accept)
-    for host in [Self.host(core: "Sandybridge"), Self.host(kernel: "x"), Self.host(core: "Prescott", runnable: [])] {
+    for host in [Self.host(core: "Sandybridge"), Self.host(kernel: "baseline"), Self.host(core: "Prescott", runnable: [])] {
       if case .acceptMixed = any.admit(host) {} else { Issue.record("\(host) not accepted as mixed") }
     }
   }
@@ -52,6 +56,15 @@ import Testing
     probe.probe = "00000000000000bb"
     if case .refuse(let why) = strict.check(probe) { #expect(why.contains("probe computation")) } else { Issue.record("other bytes accepted") }
     if case .acceptMixed = RunNumerics(fingerprint: Self.run, policy: .any).check(probe) {} else { Issue.record("any refused") }
+    // another target with the same arithmetic: the probe decides
+    var avx512 = Self.run
+    avx512.kernelCPU = "skylake-avx512"
+    #expect(strict.check(avx512) == .accept)
+    avx512.probe = "00000000000000bb"
+    if case .refuse = strict.check(avx512) {} else { Issue.record("other bytes from another target accepted") }
+    var baseline = Self.run
+    baseline.kernelCPU = "baseline"
+    if case .refuse(let why) = strict.check(baseline) { #expect(why.contains("separate multiply and add")) } else { Issue.record("baseline accepted") }
   }
 
   /// The fingerprint is a function of the kernels, the widths and the threads: the same on a
