@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PACKAGES := libopenblas-dev libzmq3-dev liblz4-dev libstb-dev zlib1g-dev pkg-config dataset-fashion-mnist
 SWIFT_TEST_FLAGS := -c release -Xswiftc -enable-testing
 
-.PHONY: bench-capacity fuzz setup build test test-kernels interop proto bench bench-data bench-cluster bench-torch clean oracle demo cluster-test
+.PHONY: check-targets bench-capacity fuzz setup build test test-kernels interop proto bench bench-data bench-cluster bench-torch clean oracle demo cluster-test
 
 ## setup: install missing Debian packages (a no-op when all are present)
 setup:
@@ -45,6 +45,10 @@ bench-cluster: build
 fuzz: setup
 	IGPT_FUZZ=1 swift build -c release --product igpt-fuzz --build-path .build-fuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library -Xcc -fsanitize=fuzzer-no-link,address
 	bash Tests/Fuzz/run.sh
+
+## check-targets: build for haswell, x86-64 and (on AVX-512) skylake-avx512; same-arithmetic builds must compute the same bytes (~25 min)
+check-targets: setup
+	bash Tests/Targets/check.sh
 
 ## cluster-test: coordinator and workers in their own network namespaces (needs root): a worker killed, one joining, model byte-identical to igpt train
 cluster-test: build
