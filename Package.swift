@@ -25,8 +25,11 @@ func kernelTargetCPU() -> String? {
 }
 
 /// Release builds target the build host's vector unit. The target is part of a process's
-/// numerics fingerprint (`igpt info`): with the OpenBLAS core type and the thread count it
-/// decides the bytes a run computes, and cluster runs pin or refuse workers on it.
+/// numerics fingerprint (`igpt info`) through its arithmetic: attention's products fuse each
+/// multiply-add on every target with FMA and multiply then add on the x86-64 baseline, so the
+/// haswell and skylake-avx512 builds compute the same bytes and the baseline others (KernelCPU).
+/// With the OpenBLAS core type and the thread count it decides the bytes a run computes, and
+/// cluster runs pin or refuse workers on it.
 let kernelCPU = kernelTargetCPU()
 let kernelCPUDefine = "-DIGPT_KERNEL_CPU_" + (kernelCPU ?? "baseline").replacingOccurrences(of: "-", with: "_")
 let targetCPU = kernelCPU.map { ["-target-cpu", $0] } ?? []
