@@ -77,11 +77,23 @@ extension Attention {
     }
   }
 
-  /// Columns of score rows r0..<r0+nr of a block that must be computed: all kw without the
-  /// mask or below the diagonal; on it, through the 16-aligned end of the tile's last row.
+  /// dst[0..<count] = src[0..<count] * factor (count a multiple of 16; dst may be src).
   @inline(always)
-  static func tileWidth(r0: Int, nr: Int, kw: Int, diagonal: Bool) -> Int {
-    diagonal ? min(kw, (r0 + nr + 15) / 16 * 16) : kw
+  static func scaleRow(_ src: UnsafeMutablePointer<Float>, by factor: Float, count: Int, into dst: UnsafeMutablePointer<Float>? = nil) {
+    let v = FastMath.V(repeating: factor), dst = dst ?? src
+    var d = 0
+    while d < count {
+      FastMath.store(FastMath.load(src + d) * v, dst + d)
+      d += 16
+    }
+  }
+
+  /// Columns of a tile of score rows that must be computed, for keys from j0 on: all kw without
+  /// the mask; with it, through the first multiple of 16 past the tile's last row, whose end
+  /// `rowsEnd` = q0 + r0 + nr - j0 is counted from j0 (below the diagonal that is all kw).
+  @inline(always)
+  static func tileWidth(rowsEnd: Int, kw: Int, causal: Bool) -> Int {
+    causal ? min(kw, (rowsEnd + 15) / 16 * 16) : kw
   }
 
   /// Keys of a block row r (query q0 + r) may see: all keys below T without the mask; with
@@ -113,13 +125,7 @@ extension Attention {
           forwardQueryBlock(w, q0: q0, qn: qn, causal: causal, T: T, Tp: Tp, D: D)
           // out = O / l ; lse = m + log(l)
           for r in 0..<qn {
-            let inv = FastMath.V(repeating: 1 / w.rowB[r])
-            let o = out + (b * T + q0 + r) * C + h * D, acc = w.acc + r * D
-            var d = 0
-            while d < D {
-              FastMath.store(FastMath.load(acc + d) * inv, o + d)
-              d += 16
-            }
+            scaleRow(w.acc + r * D, by: 1 / w.rowB[r], count: D, into: out + (b * T + q0 + r) * C + h * D)
             lse[bh * T + q0 + r] = w.rowA[r] + logf(w.rowB[r])
           }
           q0 += block
@@ -140,7 +146,7 @@ extension Attention {
       var r0 = 0
       while r0 < qn {
         let nr = min(AttentionTile.rows, qn - r0)
-        let width = causal ? min(kw, (q0 + r0 + nr - j0 + 15) / 16 * 16) : kw
+        let width = tileWidth(rowsEnd: q0 + r0 + nr - j0, kw: kw, causal: causal)
         let rows = w.s + r0 * forwardKeys
         // S (nr, width) = (scale Q)[rows] @ K[keys]^T, one key block's panel at a time
         var x = 0
@@ -155,14 +161,7 @@ extension Attention {
           let valid = validKeys(q: q0 + r, j0: j0, width: width, causal: causal, T: T)
           let corr = Softmax.onlineBlockRow(
             w.s + r * forwardKeys, valid: valid, width: width, max: &w.rowA[r], sum: &w.rowB[r], first: j0 == 0)
-          if j0 > 0 && corr != 1 {
-            let vc = FastMath.V(repeating: corr), o = w.acc + r * D
-            var d = 0
-            while d < D {
-              FastMath.store(FastMath.load(o + d) * vc, o + d)
-              d += 16
-            }
-          }
+          if j0 > 0 && corr != 1 { scaleRow(w.acc + r * D, by: corr, count: D) }
         }
         // O[rows] (+)= P (nr, width) @ V[keys]
         AttentionTile.product(
@@ -205,14 +204,7 @@ extension Attention {
           j0 += block
         }
         // dQ = scale * dS @ K
-        let vs = FastMath.V(repeating: scale)
-        for i in 0..<T {
-          var d = 0
-          while d < D {
-            FastMath.store(FastMath.load(w.acc + i * D + d) * vs, dq + i * 3 * C + d)
-            d += 16
-          }
-        }
+        for i in 0..<T { scaleRow(w.acc + i * D, by: scale, count: D, into: dq + i * 3 * C) }
       }
     }
   }
@@ -232,7 +224,7 @@ extension Attention {
       var r0 = 0
       while r0 < qn {
         let nr = min(AttentionTile.rows, qn - r0)
-        let width = tileWidth(r0: r0, nr: nr, kw: kw, diagonal: diagonal)
+        let width = tileWidth(rowsEnd: q0 + r0 + nr - j0, kw: kw, causal: causal)
         // S = (scale Q) K^T, dP = dO V^T over the tile's rows and width
         AttentionTile.product(
           c: w.s + r0 * block, ldc: block, a: w.qs + (q0 + r0) * D, ars: D, aks: 1, nr: nr,
