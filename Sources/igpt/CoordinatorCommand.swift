@@ -87,6 +87,8 @@ struct CoordinatorCommand: ParsableCommand {
                    (runDir as NSString).appendingPathComponent("checkpoints")))
     case .stopped:
       logLine(stamp("stopped by \(StopSignal.name) at step \(trainer.step); continue with --resume"))
+      // checkpointed; a probe job may still be fitting on its own thread
+      StopSignal.exitNow(0)
     }
   }
 }

@@ -50,6 +50,15 @@ enum StopSignal {
     }
   }
 
+  /// Ends the process now, skipping exit-time destructors. A task may still be computing on
+  /// another thread, inside OpenBLAS: exit() would run OpenBLAS's destructor, which unmaps the
+  /// buffers that thread is using (a crash, and a backtrace that takes seconds). For commands
+  /// with nothing left to write when they get here.
+  static func exitNow(_ code: Int32) -> Never {
+    fflush(stdout)
+    _exit(code)
+  }
+
   static var received: Int32 { flag.load(ordering: .relaxed) }
 
   static var name: String { received == SIGINT ? "SIGINT" : received == SIGTERM ? "SIGTERM" : "signal \(received)" }

@@ -47,17 +47,22 @@ struct WorkerCommand: ParsableCommand {
     options.emulate = emulate
     let worker = Worker(options: options)
     logLine(stamp("worker \(label): connecting to \(connect)"))
+    let code: Int32
     switch try worker.run() {
     case .done(let step):
       logLine(stamp("worker \(label): run finished at step \(step) (\(worker.microbatchesDone) microbatches here)"))
+      code = 0
     case .stopped:
       logLine(stamp("worker \(label): stopped by \(StopSignal.name)"))
+      code = 0
     case .refused(let why):
       logLine(stamp("worker \(label): refused by the coordinator: \(why)"))
-      throw ExitCode(2)
+      code = 2
     case .gaveUp:
       logLine(stamp("worker \(label): no coordinator for \(giveUpAfter ?? 0) s: giving up"))
-      throw ExitCode(1)
+      code = 1
     }
+    // its last task may still be computing on its own thread
+    StopSignal.exitNow(code)
   }
 }
