@@ -72,7 +72,7 @@ let package = Package(
       dependencies: ["IGPTKernels", "IGPTModel", "IGPTData", "CChecksum", "Yams", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
       exclude: ["Proto/tensorboard_event.proto"],
       swiftSettings: checkedFlags),
-    .target(name: "IGPTVQVAE", dependencies: ["IGPTKernels"], swiftSettings: checkedFlags),
+    .target(name: "IGPTVQVAE", dependencies: ["IGPTKernels", "IGPTModel", "IGPTData", "IGPTTraining"], swiftSettings: checkedFlags),
     .target(name: "IGPTProbe", dependencies: ["IGPTKernels", "IGPTModel", "IGPTData", "CBLAS"], swiftSettings: checkedFlags),
     .target(
       name: "IGPTCluster", dependencies: ["IGPTKernels", "IGPTModel", "IGPTData", "IGPTTraining", "IGPTProbe", "CZeroMQ", "CLZ4", "CChecksum"],
@@ -80,7 +80,7 @@ let package = Package(
     .executableTarget(
       name: "igpt",
       dependencies: [
-        "IGPTKernels", "IGPTModel", "IGPTData", "IGPTTraining", "IGPTCluster", "IGPTProbe",
+        "IGPTKernels", "IGPTModel", "IGPTData", "IGPTTraining", "IGPTCluster", "IGPTProbe", "IGPTVQVAE",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: executableFlags),
@@ -94,7 +94,7 @@ let package = Package(
       name: "IGPTTrainingTests",
       dependencies: ["IGPTTraining", "IGPTData", "IGPTModel", "IGPTKernels", "IGPTTestSupport",
                      .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
-    .testTarget(name: "IGPTVQVAETests", dependencies: ["IGPTVQVAE", "IGPTKernels"]),
+    .testTarget(name: "IGPTVQVAETests", dependencies: ["IGPTVQVAE", "IGPTKernels", "IGPTTraining"]),
     .testTarget(name: "IGPTProbeTests", dependencies: ["IGPTProbe", "IGPTModel", "IGPTKernels"]),
     .testTarget(
       name: "IGPTClusterTests",

@@ -53,6 +53,19 @@ public enum Preparation {
     }
   }
 
+  /// A source without a val split: the train images kept for train and those carved out for
+  /// val (valFraction of them, by a permutation seeded by `seed`), each in increasing order.
+  public static func carve(count: Int, valFraction: Double, seed: UInt64) -> (train: [Int], val: [Int]) {
+    guard valFraction > 0 else { return (Array(0..<count), []) }
+    var rng = SeededRandom(seed: seed &+ 0x5A17)
+    var perm = Array(0..<count)
+    for i in stride(from: count - 1, to: 0, by: -1) {
+      perm.swapAt(i, Int(rng.next() % UInt64(i + 1)))
+    }
+    let nVal = Int((Double(count) * valFraction).rounded())
+    return (perm[nVal...].sorted(), perm[0..<nVal].sorted())
+  }
+
   /// Runs the whole preparation; progress(phase, done, total) is called as work proceeds.
   public static func run(_ o: Options, progress: @escaping (String, Int, Int) -> Void) throws -> Summary {
     try validate(o)
@@ -93,17 +106,8 @@ public enum Preparation {
     let T = o.resolution * o.resolution
     // Val carved out of train by a seeded permutation (unless the source ships one).
     let trainCount = source.train.count
-    var trainIndices = Array(0..<trainCount), valIndices: [Int] = []
-    if source.val == nil && o.valFraction > 0 {
-      var rng = SeededRandom(seed: o.seed &+ 0x5A17)
-      var perm = Array(0..<trainCount)
-      for i in stride(from: trainCount - 1, to: 0, by: -1) {
-        perm.swapAt(i, Int(rng.next() % UInt64(i + 1)))
-      }
-      let nVal = Int((Double(trainCount) * o.valFraction).rounded())
-      valIndices = perm[0..<nVal].sorted()
-      trainIndices = perm[nVal...].sorted()
-    }
+    let (trainIndices, valIndices) = source.val == nil ? carve(count: trainCount, valFraction: o.valFraction, seed: o.seed)
+                                                       : (Array(0..<trainCount), [])
     // Palette: given, or k-means on a seeded sample of train pixels.
     let palette: Palette
     if let given {

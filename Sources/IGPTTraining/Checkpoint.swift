@@ -117,7 +117,7 @@ public enum Checkpoint {
     return nil
   }
 
-  static func prune(root: String, keep: Int) {
+  public static func prune(root: String, keep: Int) {
     let all = list(runDir: (root as NSString).deletingLastPathComponent)
     for old in all.dropFirst(keep) { try? FileManager.default.removeItem(atPath: old) }
   }

@@ -184,22 +184,8 @@ public struct RunConfig: Codable, Equatable, Sendable {
 
   /// Parses YAML text; `name` (the file) prefixes every error.
   public static func parse(_ text: String, name: String = "config") throws -> RunConfig {
-    try checkBounded(text, name: name)
-    let root: Any?
-    do {
-      let node = try Yams.compose(yaml: text)
-      if let node, let bad = Self.nonScalarKey(node) { throw ConfigError("\(name): line \(bad): a mapping key must be a plain name") }
-      root = node?.any  // (Yams traps on keys that are not scalars: checked above)
-    } catch let e as ConfigError {
-      throw e
-    } catch {
-      throw ConfigError("\(name): not valid YAML (\(String(describing: error).split(separator: "\n").first ?? ""))")
-    }
     var c = RunConfig()
-    guard let top = root as? [String: Any] else {
-      if root == nil { return c }
-      throw ConfigError("\(name): the top level must be a mapping of sections")
-    }
+    guard let top = try mapping(yaml: text, name: name) else { return c }
     let r = Reader(file: name)
     try r.onlyKeys(top, ["model", "data", "train", "checkpoint", "cluster", "probes"], at: "")
     if let m = try r.section(top, "model") {
@@ -296,6 +282,27 @@ public struct RunConfig: Codable, Equatable, Sendable {
     return c
   }
 
+  /// The top-level mapping of a bounded YAML document (nil when it is empty); every error one
+  /// line prefixed by `name`. Run configs and VQ-VAE configs read through it.
+  public static func mapping(yaml text: String, name: String) throws -> [String: Any]? {
+    try checkBounded(text, name: name)
+    let root: Any?
+    do {
+      let node = try Yams.compose(yaml: text)
+      if let node, let bad = Self.nonScalarKey(node) { throw ConfigError("\(name): line \(bad): a mapping key must be a plain name") }
+      root = node?.any  // (Yams traps on keys that are not scalars: checked above)
+    } catch let e as ConfigError {
+      throw e
+    } catch {
+      throw ConfigError("\(name): not valid YAML (\(String(describing: error).split(separator: "\n").first ?? ""))")
+    }
+    guard let top = root as? [String: Any] else {
+      if root == nil { return nil }
+      throw ConfigError("\(name): the top level must be a mapping of sections")
+    }
+    return top
+  }
+
   /// The line of the first mapping key that is itself a mapping or a sequence, or nil.
   static func nonScalarKey(_ node: Node) -> Int? {
     if let m = node.mapping {
@@ -353,13 +360,18 @@ public struct RunConfig: Codable, Equatable, Sendable {
 
   /// Reads and parses a YAML file.
   public static func load(path: String) throws -> RunConfig {
+    try parse(try text(path: path), name: path)
+  }
+
+  /// A config file's text (refused when larger than a config may be).
+  public static func text(path: String) throws -> String {
     if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int, size > maxConfigBytes {
       throw ConfigError("\(path): \(size) bytes is more than a run config may have (\(maxConfigBytes))")
     }
     guard let data = FileManager.default.contents(atPath: path) else {
       throw ConfigError("\(path): cannot be read (missing or not a file)")
     }
-    return try parse(String(decoding: data, as: UTF8.self), name: path)
+    return String(decoding: data, as: UTF8.self)
   }
 
   /// Range checks, each naming its key.
@@ -416,37 +428,38 @@ public struct RunConfig: Codable, Equatable, Sendable {
   }
 
   /// Typed lookups with errors that name the key.
-  struct Reader {
+  public struct Reader {
     let file: String
-    func onlyKeys(_ d: [String: Any], _ allowed: Set<String>, at path: String) throws {
+    public init(file: String) { self.file = file }
+    public func onlyKeys(_ d: [String: Any], _ allowed: Set<String>, at path: String) throws {
       for key in d.keys.sorted() where !allowed.contains(key) {
         let full = path.isEmpty ? key : "\(path).\(key)"
         throw ConfigError("\(file): unknown key '\(full)' (allowed: \(allowed.sorted().joined(separator: ", ")))")
       }
     }
-    func section(_ d: [String: Any], _ key: String) throws -> [String: Any]? {
+    public func section(_ d: [String: Any], _ key: String) throws -> [String: Any]? {
       guard let v = d[key] else { return nil }
       if v is NSNull { return nil }
       guard let m = v as? [String: Any] else { throw ConfigError("\(file): \(key) must be a mapping") }
       return m
     }
-    func int(_ d: [String: Any], _ key: String, at path: String) throws -> Int? {
+    public func int(_ d: [String: Any], _ key: String, at path: String) throws -> Int? {
       guard let v = d[key] else { return nil }
       if let i = v as? Int { return i }
       throw ConfigError("\(file): \(path).\(key) must be an integer (got \(v))")
     }
-    func double(_ d: [String: Any], _ key: String, at path: String) throws -> Double? {
+    public func double(_ d: [String: Any], _ key: String, at path: String) throws -> Double? {
       guard let v = d[key] else { return nil }
       if let x = v as? Double { return x }
       if let i = v as? Int { return Double(i) }
       throw ConfigError("\(file): \(path).\(key) must be a number (got \(v))")
     }
-    func bool(_ d: [String: Any], _ key: String, at path: String) throws -> Bool? {
+    public func bool(_ d: [String: Any], _ key: String, at path: String) throws -> Bool? {
       guard let v = d[key] else { return nil }
       if let b = v as? Bool { return b }
       throw ConfigError("\(file): \(path).\(key) must be true or false (got \(v))")
     }
-    func string(_ d: [String: Any], _ key: String, at path: String) throws -> String? {
+    public func string(_ d: [String: Any], _ key: String, at path: String) throws -> String? {
       guard let v = d[key] else { return nil }
       if let s = v as? String { return s }
       throw ConfigError("\(file): \(path).\(key) must be a string (got \(v))")

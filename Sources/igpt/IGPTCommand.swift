@@ -9,5 +9,5 @@ struct IGPTCommand: ParsableCommand {
       Images become sequences of palette tokens; a GPT-2-style transformer learns to predict
       them; its features feed linear probes. Forward and backward passes run on OpenBLAS.
       """,
-    subcommands: [PrepareCommand.self, ShowCommand.self, TrainCommand.self, CoordinatorCommand.self, WorkerCommand.self, ServerCommand.self, StatusCommand.self, KeysCommand.self, ProbeCommand.self, EvalCommand.self, SampleCommand.self, CompleteCommand.self, BenchCommand.self, BenchClusterCommand.self, CodecBenchCommand.self, InfoCommand.self, OracleCommand.self, ExportCommand.self])
+    subcommands: [PrepareCommand.self, ShowCommand.self, TrainCommand.self, CoordinatorCommand.self, WorkerCommand.self, ServerCommand.self, StatusCommand.self, KeysCommand.self, ProbeCommand.self, EvalCommand.self, SampleCommand.self, CompleteCommand.self, BenchCommand.self, BenchClusterCommand.self, CodecBenchCommand.self, InfoCommand.self, OracleCommand.self, ExportCommand.self, VQVAECommand.self])
 }

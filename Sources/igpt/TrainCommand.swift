@@ -74,6 +74,9 @@ final class TrainingProgress {
   private var windowSteps = 0
   private(set) var tokensPerSecond = 0.0
   private let isTTY = isatty(STDERR_FILENO) != 0
+  /// The live line's text (step, loss, rate per second) for runs that count something other
+  /// than tokens; nil: `TrainingRun.stepLine`.
+  var describe: ((Int, Double, Double) -> String)?
 
   init(total: Int, startStep: Int, tokensPerStep: Int) {
     self.total = total
@@ -95,7 +98,8 @@ final class TrainingProgress {
   }
 
   private func line(step: Int, loss: Double) -> String {
-    TrainingRun.stepLine(step: step, end: total, loss: loss, tokensPerSecond: tokensPerSecond) + "  ETA " + Self.duration(eta(step: step))
+    (describe?(step, loss, tokensPerSecond) ?? TrainingRun.stepLine(step: step, end: total, loss: loss, tokensPerSecond: tokensPerSecond))
+      + "  ETA " + Self.duration(eta(step: step))
   }
 
   private func eta(step: Int) -> Double {

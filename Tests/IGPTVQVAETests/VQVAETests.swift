@@ -162,6 +162,15 @@ import IGPTKernels
     #expect(abs(vq.codebook[1] - 10) < 0.1)
   }
 
+  /// configs/vqvae-*.yaml load, and their shapes are the issue's: 32x32 -> 8x8 and 64x64 -> 16x16, 512 codes.
+  @Test func shippedConfigsLoad() throws {
+    let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+      .deletingLastPathComponent().appendingPathComponent("configs")
+    let small = try VQVAERunConfig.load(path: dir.appendingPathComponent("vqvae-cifar32.yaml").path).vqvae(channels: 3)
+    let large = try VQVAERunConfig.load(path: dir.appendingPathComponent("vqvae-64.yaml").path).vqvae(channels: 3)
+    #expect(small.grid == 8 && small.codes == 512 && large.resolution == 64 && large.grid == 16 && large.codes == 512)
+  }
+
   /// Two models from the same seed, stepped on the same images, hold the same bytes.
   @Test func stepsAreAFunctionOfTheirInputs() throws {
     func run() throws -> [Float] {
