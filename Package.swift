@@ -75,7 +75,7 @@ let package = Package(
     .target(name: "IGPTVQVAE", dependencies: ["IGPTKernels", "IGPTModel", "IGPTData", "IGPTTraining"], swiftSettings: checkedFlags),
     .target(name: "IGPTProbe", dependencies: ["IGPTKernels", "IGPTModel", "IGPTData", "CBLAS"], swiftSettings: checkedFlags),
     .target(
-      name: "IGPTCluster", dependencies: ["IGPTKernels", "IGPTModel", "IGPTData", "IGPTTraining", "IGPTProbe", "CZeroMQ", "CLZ4", "CChecksum"],
+      name: "IGPTCluster", dependencies: ["IGPTKernels", "IGPTModel", "IGPTData", "IGPTTraining", "IGPTProbe", "IGPTVQVAE", "CZeroMQ", "CLZ4", "CChecksum"],
       swiftSettings: checkedFlags),
     .executableTarget(
       name: "igpt",

@@ -80,7 +80,8 @@ public final class Coordinator {
     self.options = options
     let trainer = training.trainer
     config = trainer.config
-    runHash = RunIdentity.runHash(config: config, model: trainer.model.config, palette: trainer.store.manifest.palette)
+    runHash = RunIdentity.runHash(config: config, model: trainer.model.config, palette: trainer.store.manifest.palette,
+                                     tokenizer: trainer.store.manifest.tokenKind)
     valBatches = try trainer.validationMicrobatches()
     numerics = training.numerics
     events = try ClusterEvents(runDir: training.runDir, log: options.log)

@@ -1,4 +1,5 @@
 import Foundation
+import IGPTVQVAE
 import IGPTData
 import IGPTKernels
 import IGPTModel
@@ -82,8 +83,9 @@ final class ProbeRun {
     let perPass = labels.map { l in Array(repeating: [Float](repeating: 0, count: l.count * model.config.embd), count: layerCount) }
     features = Array(repeating: perPass, count: passes)
     if job.request.rawPixels {
+      let decoder = try VQVAETokenDecoder.forStore(store)
       func set(_ s: Int) throws -> FeatureSet {
-        try FeatureExtractor.rawPixels(try store.split(Self.splitNames[s]), indices: chosen[s], palette: store.palette)
+        try FeatureExtractor.rawPixels(try store.split(Self.splitNames[s]), indices: chosen[s], decoder: decoder)
       }
       pixels = ProbeSweep.Splits(train: try set(0), val: try set(1), test: try set(2))
     } else {

@@ -1,20 +1,25 @@
 import Foundation
+import IGPTData
 import IGPTModel
 import IGPTTraining
 
 /// What identifies a cluster run to its workers: the run hash every message carries, and the
 /// settings a worker's own config must share with the coordinator's.
 enum RunIdentity {
-  /// FNV-1a over the run's settings, model shape and palette: messages of another run are refused.
-  static func runHash(config: RunConfig, model: ModelConfig, palette: [[Float]]) -> UInt64 {
+  /// FNV-1a over the run's settings, model shape and tokenizer (the palette, or the VQ-VAE a
+  /// latent store was encoded with): messages of another run are refused.
+  static func runHash(config: RunConfig, model: ModelConfig, palette: [[Float]], tokenizer: TokenStoreManifest.Tokenizer? = nil) -> UInt64 {
     struct Identity: Encodable {
       var config: RunConfig
       var model: ModelConfig
       var palette: [[Float]]
+      /// Only for VQ-VAE stores (palette stores hash as they did before tokenizers were named).
+      var tokenizer: TokenStoreManifest.Tokenizer?
     }
     let e = JSONEncoder()
     e.outputFormatting = .sortedKeys
-    let bytes = (try? e.encode(Identity(config: sharedSettings(config), model: model, palette: palette))) ?? Data()
+    let named = tokenizer?.kind == .vqvae ? tokenizer : nil
+    let bytes = (try? e.encode(Identity(config: sharedSettings(config), model: model, palette: palette, tokenizer: named))) ?? Data()
     var h: UInt64 = 0xCBF2_9CE4_8422_2325
     for b in bytes {
       h ^= UInt64(b)

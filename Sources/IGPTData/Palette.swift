@@ -20,7 +20,7 @@ public struct Palette: Equatable, Sendable {
   }
 
   /// Bytes per token in a shard: 1 up to 256 colours, else 2.
-  public var tokenBytes: Int { count <= 256 ? 1 : 2 }
+  public var tokenBytes: Int { TokenShard.tokenBytes(vocab: count) }
 
   // MARK: - k-means
 

@@ -172,7 +172,7 @@ public enum Preparation {
       source: .init(dataset: o.dataset, format: source.format, path: DatasetLoader.resolve(o.dataset)),
       resolution: o.resolution, channels: channels, crop: o.crop, sequenceLength: T,
       palette: (0..<palette.count).map { Array(palette.colors[($0 * channels)..<($0 * channels + channels)]) },
-      classes: source.classNames, seed: o.seed, valFraction: source.val == nil ? o.valFraction : 0,
+      tokenizer: .palette, classes: source.classNames, seed: o.seed, valFraction: source.val == nil ? o.valFraction : 0,
       splits: splits)
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

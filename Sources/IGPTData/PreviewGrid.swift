@@ -12,15 +12,13 @@ public enum PreviewGrid {
 
   /// The first `count` images of a split, decoded, with originals when the source is readable.
   /// Returns the cells and, if the originals could not be read, why.
-  public static func cells(store: TokenStore, split name: String, count: Int) throws -> ([Cell], String?) {
+  /// `decoder`: the store's (`TokenDecoder`); originals are resized to its resolution.
+  public static func cells(store: TokenStore, split name: String, count: Int, decoder: TokenDecoder) throws -> ([Cell], String?) {
     let split = try store.split(name)
     let n = min(count, split.count)
     let m = store.manifest
     var cells: [Cell] = []
-    for i in 0..<n {
-      let tokens = try split.tokens(i).map { UInt16($0) }
-      cells.append(Cell(original: nil, quantised: Quantizer.decode(tokens, palette: store.palette)))
-    }
+    for i in 0..<n { cells.append(Cell(original: nil, quantised: decoder.bytes(try split.tokens(i)))) }
     var note: String?
     do {
       let source = try DatasetLoader.load(m.source.dataset, format: DatasetLoader.Format(rawValue: m.source.format == "idx" ? "idx" : m.source.format.hasPrefix("cifar") ? "cifar" : "folder"))
@@ -33,7 +31,7 @@ public enum PreviewGrid {
           let one = ImageSet(width: set.width, height: set.height, channels: set.channels,
                              pixels: Array(set.pixels[(idx * set.bytesPerImage)..<((idx + 1) * set.bytesPerImage)]),
                              labels: [])
-          let floats = Resize.images(one, to: m.resolution, crop: m.crop)
+          let floats = Resize.images(one, to: decoder.resolution, crop: m.crop)
           cells[i].original = floats.map { UInt8(max(0, min(255, (127.5 * ($0 + 1)).rounded()))) }
         }
       } else {

@@ -10,6 +10,9 @@ public enum TokenShard {
   public static let headerBytes = 32
 
   /// The bytes of a shard.
+  /// Bytes per token for a vocabulary: 1 up to 256 tokens, else 2 (the one rule).
+  public static func tokenBytes(vocab: Int) -> Int { vocab <= 256 ? 1 : 2 }
+
   public static func encode(tokens: ArraySlice<UInt16>, tokenBytes: Int, sequenceLength: Int,
                             labels: ArraySlice<Int32>?, sourceIndices: ArraySlice<Int32>) -> Data {
     let count = sourceIndices.count

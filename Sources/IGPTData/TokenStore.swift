@@ -5,7 +5,8 @@ import Foundation
 public final class TokenStore: @unchecked Sendable {
   public let path: String
   public let manifest: TokenStoreManifest
-  public let palette: Palette
+  /// The palette tokens stand for (nil: a latent store, whose tokens are VQ-VAE codes).
+  public let palette: Palette?
   private var splits: [String: TokenSplit] = [:]
   private let lock = NSLock()
 
@@ -20,22 +21,42 @@ public final class TokenStore: @unchecked Sendable {
     do { m = try JSONDecoder().decode(TokenStoreManifest.self, from: data) } catch {
       throw DataError.file(manifestPath, "malformed manifest (\(Self.describe(error)))")
     }
-    guard m.formatVersion == TokenStoreManifest.currentVersion else {
-      throw DataError.file(manifestPath, "format version \(m.formatVersion); this igpt reads version \(TokenStoreManifest.currentVersion)")
+    guard TokenStoreManifest.readableVersions.contains(m.formatVersion) else {
+      throw DataError.file(manifestPath, "format version \(m.formatVersion); this igpt reads versions \(TokenStoreManifest.readableVersions.lowerBound)-\(TokenStoreManifest.readableVersions.upperBound)")
     }
     guard (1...1024).contains(m.resolution), m.channels == 1 || m.channels == 3,
       m.sequenceLength == m.resolution * m.resolution, m.palette.allSatisfy({ $0.count == m.channels })
     else {
       throw DataError.file(manifestPath, "inconsistent resolution, sequence length, channels or palette")
     }
+    if let why = Self.problem(m.tokenKind, manifest: m) { throw DataError.file(manifestPath, why) }
     do { palette = try m.makePalette() } catch { throw DataError.file(manifestPath, "\(error)") }
     for (name, split) in m.splits.sorted(by: { $0.key < $1.key }) {
-      if let why = Self.problem(split, sequenceLength: m.sequenceLength, tokenBytes: palette.tokenBytes) {
+      if let why = Self.problem(split, sequenceLength: m.sequenceLength, tokenBytes: m.tokenBytes) {
         throw DataError.file(manifestPath, "split '\(name)': \(why)")
       }
     }
     manifest = m
   }
+
+  /// What is wrong with the tokenizer's entry, if anything.
+  static func problem(_ t: TokenStoreManifest.Tokenizer, manifest m: TokenStoreManifest) -> String? {
+    switch t.kind {
+    case .palette:
+      if t.vqvae != nil { return "a palette tokenizer names a VQ-VAE" }
+      if m.palette.isEmpty { return "no palette" }
+    case .vqvae:
+      guard let v = t.vqvae else { return "a vqvae tokenizer without its checkpoint" }
+      if !m.palette.isEmpty { return "a VQ-VAE store with a palette" }
+      guard (2...65_536).contains(v.codes), v.grid == m.resolution, (1...4096).contains(v.imageResolution), v.imageResolution >= v.grid else {
+        return "inconsistent VQ-VAE codes (\(v.codes)), grid (\(v.grid)) or image resolution (\(v.imageResolution))"
+      }
+    }
+    return nil
+  }
+
+  /// Distinct tokens (palette colours or VQ-VAE codes).
+  public var vocab: Int { manifest.vocab }
 
   /// What is wrong with a split's entry, if anything: shard files outside the store, counts
   /// that do not add up, or sizes other than the header, tokens, labels and indices make.
@@ -74,7 +95,7 @@ public final class TokenStore: @unchecked Sendable {
       throw DataError.file(path, "has no split '\(name)' (it has \(splitNames.joined(separator: ", ")))")
     }
     let s = TokenSplit(store: path, name: name, info: info, sequenceLength: manifest.sequenceLength,
-                       tokenBytes: palette.tokenBytes)
+                       tokenBytes: manifest.tokenBytes)
     splits[name] = s
     return s
   }

@@ -28,6 +28,9 @@ public struct HFConfig: Codable, Equatable, Sendable {
   public var torchDtype = "float32"
   /// igpt's own: "ar" or "bert" (absent in HF's files: ar).
   public var igptObjective: String?
+  /// igpt's own, for models of VQ-VAE codes: the VQ-VAE that decodes their tokens (checkpoint,
+  /// crc32, codes, grid, image_resolution). Such models have no preprocessor_config.json.
+  public var igptVQVAE: [String: String]?
 
   enum CodingKeys: String, CodingKey {
     case modelType = "model_type", architectures, vocabSize = "vocab_size", nPositions = "n_positions", nEmbd = "n_embd"
@@ -35,7 +38,7 @@ public struct HFConfig: Codable, Equatable, Sendable {
     case layerNormEpsilon = "layer_norm_epsilon", tieWordEmbeddings = "tie_word_embeddings", residPdrop = "resid_pdrop"
     case embdPdrop = "embd_pdrop", attnPdrop = "attn_pdrop", scaleAttnWeights = "scale_attn_weights"
     case scaleAttnByInverseLayerIdx = "scale_attn_by_inverse_layer_idx", reorderAndUpcastAttn = "reorder_and_upcast_attn"
-    case torchDtype = "torch_dtype", igptObjective = "igpt_objective"
+    case torchDtype = "torch_dtype", igptObjective = "igpt_objective", igptVQVAE = "igpt_vqvae"
   }
 
   public init(_ m: ModelConfig) {
@@ -70,6 +73,7 @@ public struct HFConfig: Codable, Equatable, Sendable {
     reorderAndUpcastAttn = try c.decodeIfPresent(Bool.self, forKey: .reorderAndUpcastAttn) ?? false
     torchDtype = try c.decodeIfPresent(String.self, forKey: .torchDtype) ?? "float32"
     igptObjective = try c.decodeIfPresent(String.self, forKey: .igptObjective)
+    igptVQVAE = try c.decodeIfPresent([String: String].self, forKey: .igptVQVAE)
   }
 
   /// The model shape, or a one-line reason naming the field igpt cannot represent.

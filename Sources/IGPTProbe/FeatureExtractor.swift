@@ -77,16 +77,14 @@ public struct FeatureExtractor {
     for i in sum.indices { sum[i] /= n }
   }
 
-  /// The baseline's input: each pixel's palette colour (the store's resolution, de-quantised).
-  public static func rawPixels(_ split: TokenSplit, indices: [Int], palette: Palette) throws -> FeatureSet {
-    let T = split.sequenceLength, ch = palette.channels
-    var values = [Float](repeating: 0, count: indices.count * T * ch)
+  /// The baseline's input: each image decoded from its tokens (palette colours at the store's
+  /// resolution, de-quantised; a latent store's images as its VQ-VAE decodes them).
+  public static func rawPixels(_ split: TokenSplit, indices: [Int], decoder: TokenDecoder) throws -> FeatureSet {
+    let width = decoder.resolution * decoder.resolution * decoder.channels
+    var values = [Float](repeating: 0, count: indices.count * width)
     for (i, idx) in indices.enumerated() {
-      let t = try split.tokens(idx)
-      for p in 0..<T {
-        for c in 0..<ch { values[(i * T + p) * ch + c] = palette.colors[Int(t[p]) * ch + c] }
-      }
+      values.replaceSubrange((i * width)..<((i + 1) * width), with: decoder.floats(try split.tokens(idx)))
     }
-    return FeatureSet(width: T * ch, values: values, labels: try indices.map { Int(try split.label($0)) })
+    return FeatureSet(width: width, values: values, labels: try indices.map { Int(try split.label($0)) })
   }
 }

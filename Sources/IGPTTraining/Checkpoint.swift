@@ -23,6 +23,8 @@ public enum Checkpoint {
     public var numerics: NumericsFingerprint? = nil
     /// False once processes with other numerics contributed (cluster.numerics: any).
     public var reproducible: Bool? = nil
+    /// The store's tokenizer when it is a VQ-VAE (nil: the palette above).
+    public var tokenizer: TokenStoreManifest.Tokenizer? = nil
   }
 
   /// What a verified checkpoint holds. The optimizer file stays mapped, not copied: its moments
@@ -45,8 +47,15 @@ public enum Checkpoint {
   }
 
   /// config.json (ImageGPTConfig) and preprocessor_config.json (the palette as `clusters`) for
-  /// a model trained on a store with this palette (rows of 1 or 3 channels).
-  public static func huggingFaceFiles(model: ModelConfig, palette rows: [[Float]]) throws -> [(String, Data)] {
+  /// a model trained on a store with this palette (rows of 1 or 3 channels). A model of VQ-VAE
+  /// codes gets config.json only, naming its VQ-VAE (HF's processor cannot make latents).
+  public static func huggingFaceFiles(model: ModelConfig, palette rows: [[Float]], tokenizer: TokenStoreManifest.Tokenizer? = nil) throws -> [(String, Data)] {
+    if let v = tokenizer?.vqvae {
+      var config = HFConfig(model)
+      config.igptVQVAE = ["checkpoint": v.checkpoint, "crc32": String(format: "%08x", v.crc32), "codes": "\(v.codes)", "grid": "\(v.grid)",
+                          "image_resolution": "\(v.imageResolution)"]
+      return [("config.json", try config.encoded())]
+    }
     let palette = try Palette(colors: rows.flatMap { $0 }, channels: rows.first?.count ?? 1)
     let side = Int(Double(model.seq).squareRoot().rounded())
     return [("config.json", try HFConfig(model).encoded()),
@@ -86,7 +95,7 @@ public enum Checkpoint {
       ["steps": "\(optimizer.steps)", "format": "igpt-adamw"])
     // config.json and preprocessor_config.json: the step directory is a Hugging Face ImageGPT
     // model directory too (from_pretrained loads it as it is)
-    for (name, data) in try huggingFaceFiles(model: model.config, palette: state.palette) { try dir.write(data, to: name) }
+    for (name, data) in try huggingFaceFiles(model: model.config, palette: state.palette, tokenizer: state.tokenizer) { try dir.write(data, to: name) }
     var s = state
     s.checksums = ["model.safetensors": modelCRC, "optimizer.safetensors": optimizerCRC]
     let encoder = JSONEncoder()

@@ -37,7 +37,7 @@ public final class Trainer {
     train = try store.split("train")
     val = store.manifest.splits["val"] != nil ? try store.split("val") : nil
     guard train.count > 0 else { throw DataError.file(store.path, "the train split is empty") }
-    let shape = try config.modelConfig(storeSequenceLength: store.manifest.sequenceLength, storeVocab: store.palette.count)
+    let shape = try config.modelConfig(storeSequenceLength: store.manifest.sequenceLength, storeVocab: store.vocab)
     if let loaded {
       guard loaded.model.config == shape else {
         throw ConfigError("the checkpoint's model \(loaded.model.config) does not match the config's \(shape)")
@@ -159,7 +159,8 @@ public final class Trainer {
     return Checkpoint.State(
       step: step, dataEpoch: pos.epoch, dataOffset: pos.offset, seed: config.train.seed, config: config,
       model: model.config, store: store.path, palette: store.manifest.palette, checksums: [:],
-      loss: lastLoss, valLoss: lastValLoss, numerics: numerics?.fingerprint, reproducible: numerics?.reproducible)
+      loss: lastLoss, valLoss: lastValLoss, numerics: numerics?.fingerprint, reproducible: numerics?.reproducible,
+      tokenizer: store.manifest.tokenKind.kind == .vqvae ? store.manifest.tokenizer : nil)
   }
 
   /// Writes a checkpoint of the current step.

@@ -19,13 +19,16 @@ public final class TrainingRun {
   /// The checkpoint it resumed from, if any.
   public let resumedFrom: String?
   public let started = Date()
+  /// What draws the TensorBoard samples at each validation: the store's palette here; a latent
+  /// store's VQ-VAE decoder when the command sets it (nil: no samples).
+  public var sampleDecoder: TokenDecoder?
 
   /// Opens RUN: a fresh run (refused when RUN already has checkpoints) or, with `resume`, the
   /// newest intact checkpoint, pinned to the numerics it recorded (this process may re-execute).
   /// `computes`: this process computes gradients (`igpt train`), not only sums them.
   public init(config c: RunConfig, runDir: String, resume: Bool, end: Int, computes: Bool = true, log: (String) -> Void) throws {
     let store = try TokenStore(path: c.data.store)
-    let shape = try c.modelConfig(storeSequenceLength: store.manifest.sequenceLength, storeVocab: store.palette.count)
+    let shape = try c.modelConfig(storeSequenceLength: store.manifest.sequenceLength, storeVocab: store.vocab)
     try ResourcePlan.training(c, model: shape, trainImages: try store.split("train").count, computes: computes)
     numerics = try RunNumerics.establish(config: c, model: shape, recorded: resume ? Checkpoint.newestState(runDir: runDir) : nil, log: log)
     var loaded: Checkpoint.Loaded?
@@ -43,6 +46,7 @@ public final class TrainingRun {
     self.runDir = runDir
     self.end = end
     startStep = trainer.step
+    sampleDecoder = store.palette.map { .palette($0, resolution: store.manifest.resolution) }
     lastCheckpointStep = trainer.step
     metrics = try MetricsLog(path: (runDir as NSString).appendingPathComponent("metrics.jsonl"), resumingAt: trainer.step,
                              tensorboard: try TensorBoardLog(runDir: runDir, resumingAt: trainer.step))
@@ -93,7 +97,7 @@ public final class TrainingRun {
   public func recordValidation(_ v: Double) -> String {
     let s = trainer.step
     metrics.append(["step": s, "val_loss": v, "val_bits_per_token": v / log(2.0)])
-    metrics.tensorboard?.samples(model: trainer.model, palette: trainer.store.palette, step: s)
+    if let sampleDecoder { metrics.tensorboard?.samples(model: trainer.model, decoder: sampleDecoder, step: s) }
     return String(format: "step %d: val loss %.4f (%.3f bits/token)", s, v, v / log(2.0))
   }
 
@@ -114,7 +118,7 @@ public final class TrainingRun {
   public var openingLines: [String] {
     let c = config, t = trainer
     var lines = [
-      "\(t.model.parameterCount) parameters (\(c.model.layers) layers, \(c.model.embd) wide, \(c.model.heads) heads, \(c.model.objective.rawValue)), \(t.train.count) train images of \(t.train.sequenceLength) tokens, \(t.store.palette.count) colours; batch \(c.train.batch) (\(t.microbatchesPerStep) x \(c.train.microbatch)), step \(t.step) of \(end)",
+      "\(t.model.parameterCount) parameters (\(c.model.layers) layers, \(c.model.embd) wide, \(c.model.heads) heads, \(c.model.objective.rawValue)), \(t.train.count) train images of \(t.train.sequenceLength) tokens, \(t.store.vocab) \(t.store.palette == nil ? "VQ-VAE codes" : "colours"); batch \(c.train.batch) (\(t.microbatchesPerStep) x \(c.train.microbatch)), step \(t.step) of \(end)",
       "numerics (\(numerics.policy.rawValue)): \(numerics.fingerprint.summary)\(numerics.reproducible ? "" : "; run marked NOT reproducible")",
     ]
     if let resumedFrom { lines.append("resumed from \(resumedFrom) at step \(t.step)") }

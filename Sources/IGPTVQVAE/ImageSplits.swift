@@ -12,7 +12,13 @@ public struct ImageSplits: Sendable {
   /// Split name to (count * R * R * C) floats.
   public let images: [String: [Float]]
   public let labels: [String: [Int32]]
+  /// Each image's index in its source split, and which source split that is.
+  public let sourceIndices: [String: [Int32]]
+  public let sourceSplits: [String: String]
   public let source: String
+  /// The format that was read ("idx", "cifar10", "folder"...) and the class names.
+  public let format: String
+  public let classNames: [String]
 
   public var floatsPerImage: Int { resolution * resolution * channels }
 
@@ -28,28 +34,37 @@ public struct ImageSplits: Sendable {
     let per = resolution * resolution * source.train.channels
     let train = resized(source.train)
     var images: [String: [Float]] = [:], labels: [String: [Int32]] = [:]
+    var indices: [String: [Int32]] = [:], from: [String: String] = [:]
     func pick(_ all: [Float], _ allLabels: [Int32], _ indices: [Int]) -> ([Float], [Int32]) {
       var out = [Float](repeating: 0, count: indices.count * per)
       for (j, i) in indices.enumerated() { out.replaceSubrange((j * per)..<((j + 1) * per), with: all[(i * per)..<((i + 1) * per)]) }
       return (out, allLabels.isEmpty ? [] : indices.map { allLabels[$0] })
     }
+    func whole(_ name: String, _ set: ImageSet, _ floats: [Float]) {
+      images[name] = floats
+      labels[name] = set.labels
+      indices[name] = (0..<set.count).map { Int32($0) }
+      from[name] = name
+    }
     if let v = source.val {
-      images["train"] = train
-      labels["train"] = source.train.labels
-      images["val"] = resized(v)
-      labels["val"] = v.labels
+      whole("train", source.train, train)
+      whole("val", v, resized(v))
     } else {
       let (t, v) = Preparation.carve(count: source.train.count, valFraction: valFraction, seed: seed)
       (images["train"], labels["train"]) = pick(train, source.train.labels, t)
-      if !v.isEmpty { (images["val"], labels["val"]) = pick(train, source.train.labels, v) }
+      indices["train"] = t.map { Int32($0) }
+      from["train"] = "train"
+      if !v.isEmpty {
+        (images["val"], labels["val"]) = pick(train, source.train.labels, v)
+        indices["val"] = v.map { Int32($0) }
+        from["val"] = "train"
+      }
     }
-    if let t = source.test {
-      images["test"] = resized(t)
-      labels["test"] = t.labels
-    }
+    if let t = source.test { whole("test", t, resized(t)) }
     guard (images["train"]?.count ?? 0) > 0 else { throw DataError.file(dataset, "has no train images") }
     return ImageSplits(resolution: resolution, channels: source.train.channels, images: images, labels: labels,
-                       source: DatasetLoader.resolve(dataset))
+                       sourceIndices: indices, sourceSplits: from, source: DatasetLoader.resolve(dataset), format: source.format,
+                       classNames: source.classNames)
   }
 
   /// The variance of a split's pixel values (Double sums in order): the scale the

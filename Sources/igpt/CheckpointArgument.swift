@@ -60,8 +60,8 @@ enum CheckpointArgument {
     }
     let store = try TokenStore(path: path)
     let m = resolved.model.config
-    guard store.manifest.sequenceLength <= m.seq, store.palette.count == m.vocab else {
-      throw CleanError("\(path): \(store.manifest.sequenceLength) tokens of \(store.palette.count) colours do not fit the model (\(m.seq) positions, \(m.vocab) colours)")
+    guard store.manifest.sequenceLength <= m.seq, store.vocab == m.vocab else {
+      throw CleanError("\(path): \(store.manifest.sequenceLength) tokens of \(store.vocab) kinds do not fit the model (\(m.seq) positions, \(m.vocab) tokens)")
     }
     return store
   }

@@ -4,6 +4,7 @@ import IGPTData
 import IGPTKernels
 import IGPTModel
 import IGPTTraining
+import IGPTVQVAE
 
 /// `igpt complete`: the top half of real images kept, the bottom half generated.
 struct CompleteCommand: ParsableCommand {
@@ -43,9 +44,9 @@ struct CompleteCommand: ParsableCommand {
     let sampler = Sampler(model: model, batch: n)
     let done = sampler.generate(length: T, prefixes: originals.map { Array($0[0..<half]) }, temperature: temperature,
                                 topK: topK, rngs: &rngs)
-    let decode = { (t: [Int32]) in Quantizer.decode(t.map { UInt16($0) }, palette: store.palette) }
-    try ImageGrid.write(groups: (0..<n).map { [decode(originals[$0]), decode(done[$0])] }, resolution: R,
-                        channels: store.palette.channels, to: out)
+    let decoder = try VQVAETokenDecoder.forStore(store)
+    try ImageGrid.write(groups: (0..<n).map { [decoder.bytes(originals[$0]), decoder.bytes(done[$0])] }, resolution: decoder.resolution,
+                        channels: decoder.channels, to: out)
     print("wrote \(out): \(n) \(split) images, original | top \(R / 2) rows kept and the rest sampled")
   }
 }

@@ -4,6 +4,7 @@ import IGPTCluster
 import IGPTData
 import IGPTKernels
 import IGPTTraining
+import IGPTVQVAE
 
 /// `igpt coordinator`: the parameter server and scheduler of a cluster run.
 struct CoordinatorCommand: ParsableCommand {
@@ -58,6 +59,7 @@ struct CoordinatorCommand: ParsableCommand {
       throw CleanError(e.description)
     }
     let trainer = run.trainer
+    if run.sampleDecoder == nil { run.sampleDecoder = try VQVAETokenDecoder.forStore(trainer.store) }
     if run.isFinished {
       logLine("already at step \(trainer.step) of \(c.train.steps): nothing to do")
       return

@@ -28,7 +28,12 @@ struct ExportCommand: ParsableCommand {
     var palette: [[Float]]? = resolved.state?.palette ?? resolved.palette.map { p in
       (0..<p.count).map { Array(p.colors[($0 * p.channels)..<(($0 + 1) * p.channels)]) }
     }
-    if data != nil { palette = try CheckpointArgument.store(data, resolved).manifest.palette }
+    var tokenizer = resolved.state?.tokenizer
+    if data != nil {
+      let m = try CheckpointArgument.store(data, resolved).manifest
+      palette = m.palette
+      tokenizer = m.tokenizer
+    }
     let dir = try AtomicDirectory(destination: out)
     try dir.writeFile("model.safetensors") { w in
       try model.withHuggingFaceEntries { entries, metadata in
@@ -37,8 +42,8 @@ struct ExportCommand: ParsableCommand {
       }
     }
     var files = [("config.json", try HFConfig(model.config).encoded())]
-    if let palette {
-      files = try Checkpoint.huggingFaceFiles(model: model.config, palette: palette)
+    if tokenizer?.kind == .vqvae || palette?.isEmpty == false {
+      files = try Checkpoint.huggingFaceFiles(model: model.config, palette: palette ?? [], tokenizer: tokenizer)
     } else {
       logLine("note: \(resolved.description) does not record its palette: no preprocessor_config.json (give --data STORE)")
     }

@@ -33,7 +33,7 @@ struct InfoCommand: ParsableCommand {
         shape = try c.modelConfig(storeSequenceLength: seq, storeVocab: vocab)
       } else {
         let store = try TokenStore(path: c.data.store)
-        shape = try c.modelConfig(storeSequenceLength: store.manifest.sequenceLength, storeVocab: store.palette.count)
+        shape = try c.modelConfig(storeSequenceLength: store.manifest.sequenceLength, storeVocab: store.vocab)
       }
     }
     let n = threads ?? (runThreads > 0 ? runThreads : ProcessInfo.processInfo.activeProcessorCount)

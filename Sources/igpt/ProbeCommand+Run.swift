@@ -4,6 +4,7 @@ import IGPTData
 import IGPTKernels
 import IGPTModel
 import IGPTProbe
+import IGPTVQVAE
 
 extension ProbeCommand {
   struct Run: ParsableCommand {
@@ -120,11 +121,14 @@ extension ProbeCommand {
       return Selection(train: train, val: val, test: test, trainIdx: trainIdx, valIdx: Array(0..<val.count), testIdx: Array(0..<test.count))
     }
 
+    /// The raw-pixel baseline's inputs: the images the tokens decode to (a latent store's as
+    /// its VQ-VAE decodes them).
     func pixels(_ store: TokenStore, _ s: Selection) throws -> ProbeSweep.Splits {
-      ProbeSweep.Splits(
-        train: try FeatureExtractor.rawPixels(s.train, indices: s.trainIdx, palette: store.palette),
-        val: try FeatureExtractor.rawPixels(s.val, indices: s.valIdx, palette: store.palette),
-        test: try FeatureExtractor.rawPixels(s.test, indices: s.testIdx, palette: store.palette))
+      let decoder = try VQVAETokenDecoder.forStore(store)
+      return ProbeSweep.Splits(
+        train: try FeatureExtractor.rawPixels(s.train, indices: s.trainIdx, decoder: decoder),
+        val: try FeatureExtractor.rawPixels(s.val, indices: s.valIdx, decoder: decoder),
+        test: try FeatureExtractor.rawPixels(s.test, indices: s.testIdx, decoder: decoder))
     }
 
     func run() throws {
@@ -182,7 +186,7 @@ extension ProbeCommand {
     func runPixelsOnly() throws {
       let store = try TokenStore(path: data!)
       let sel = try select(store)
-      logLine("igpt probe: raw pixels of \(store.path) (\(store.manifest.sequenceLength) pixels x \(store.palette.channels) channels, \(store.palette.count) colours); \(sel.trainIdx.count) train, \(sel.valIdx.count) val, \(sel.testIdx.count) \(split) images")
+      logLine("igpt probe: raw pixels of \(store.path) (\(store.manifest.sequenceLength) tokens of \(store.vocab) \(store.palette == nil ? "VQ-VAE codes, decoded" : "colours"), \(store.manifest.channels) channels); \(sel.trainIdx.count) train, \(sel.valIdx.count) val, \(sel.testIdx.count) \(split) images")
       let results = ProbeSweep.run(layers: [], modelLayers: 0, layer: { _ in fatalError("no layers") },
                                    pixels: try pixels(store, sel), fitted: logFitted)
       try report(results, checkpoint: nil, store: store, selection: sel, tokensPerSecond: nil)

@@ -4,6 +4,7 @@ import IGPTData
 import IGPTKernels
 import IGPTModel
 import IGPTTraining
+import IGPTVQVAE
 
 /// `igpt sample`: new images from an AR checkpoint, one forward step per pixel (KV cache).
 struct SampleCommand: ParsableCommand {
@@ -42,7 +43,7 @@ struct SampleCommand: ParsableCommand {
     let resolved = try CheckpointArgument.load(checkpoint)
     let model = resolved.model
     guard model.config.objective == .ar else { throw CleanError("\(resolved.description) is a BERT model: sampling needs an AR one") }
-    let palette = try SamplingSupport.palette(data, resolved)
+    let decoder = try SamplingSupport.decoder(data, resolved)
     let T = model.config.seq
     let R = Int(Double(T).squareRoot().rounded())
     guard R * R == T else { throw CleanError("the model's \(T) positions are not a square image") }
@@ -59,8 +60,8 @@ struct SampleCommand: ParsableCommand {
                                 topK: topK, rngs: &rngs)
     }
     let seconds = Date().timeIntervalSince(start)
-    let images = tokens.map { [Quantizer.decode($0.map { UInt16($0) }, palette: palette)] }
-    try ImageGrid.write(groups: images, resolution: R, channels: palette.channels, to: out)
+    let images = tokens.map { [decoder.bytes($0)] }
+    try ImageGrid.write(groups: images, resolution: decoder.resolution, channels: decoder.channels, to: out)
     print(String(format: "wrote %@: %d samples in %.2fs (%.3fs per image, %@)", out, count, seconds,
                  seconds / Double(count), noKVCache ? "no KV cache" : "KV cache"))
   }
@@ -68,11 +69,17 @@ struct SampleCommand: ParsableCommand {
 
 /// Shared by sample and complete.
 enum SamplingSupport {
-  static func palette(_ data: String?, _ resolved: CheckpointArgument.Resolved) throws -> Palette {
-    if let data { return try TokenStore(path: data).palette }
-    if let p = resolved.state?.palette { return try Palette(colors: p.flatMap { $0 }, channels: p.first?.count ?? 1) }
-    if let p = resolved.palette { return p }  // a Hugging Face directory's preprocessor_config.json
-    throw CleanError("give --data: \(resolved.description) has no palette of its own")
+  /// What turns sampled tokens into pixels: the given store's palette or VQ-VAE, else the
+  /// checkpoint's own (its VQ-VAE, its palette, a Hugging Face directory's preprocessor_config.json).
+  static func decoder(_ data: String?, _ resolved: CheckpointArgument.Resolved) throws -> TokenDecoder {
+    let side = Int(Double(resolved.model.config.seq).squareRoot().rounded())
+    if let data { return try VQVAETokenDecoder.forStore(try TokenStore(path: data)) }
+    if let t = resolved.state?.tokenizer, t.kind == .vqvae { return try VQVAETokenDecoder.forTokenizer(t, palette: nil, resolution: side) }
+    if let p = resolved.state?.palette, !p.isEmpty {
+      return .palette(try Palette(colors: p.flatMap { $0 }, channels: p.first?.count ?? 1), resolution: side)
+    }
+    if let p = resolved.palette { return .palette(p, resolution: side) }
+    throw CleanError("give --data: \(resolved.description) has no palette or VQ-VAE of its own")
   }
 
   /// The way OpenAI's sampler works: the whole prefix through the full forward pass per pixel.

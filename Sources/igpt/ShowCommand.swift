@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import IGPTVQVAE
 import IGPTData
 
 /// `igpt show`: quantised images beside their originals, as a PNG grid.
@@ -20,9 +21,10 @@ struct ShowCommand: ParsableCommand {
 
   func run() throws {
     let s = try TokenStore(path: store)
-    let (cells, note) = try PreviewGrid.cells(store: s, split: split, count: count)
+    let decoder = try VQVAETokenDecoder.forStore(s)
+    let (cells, note) = try PreviewGrid.cells(store: s, split: split, count: count, decoder: decoder)
     if let note { FileHandle.standardError.write(Data("igpt show: warning: \(note)\n".utf8)) }
-    try PreviewGrid.write(cells, resolution: s.manifest.resolution, channels: s.manifest.channels, to: out)
-    print("wrote \(out): \(cells.count) images from \(split) (left original, right quantised to \(s.palette.count) colours)")
+    try PreviewGrid.write(cells, resolution: decoder.resolution, channels: decoder.channels, to: out)
+    print("wrote \(out): \(cells.count) images from \(split) (left original, right its tokens through \(decoder.description))")
   }
 }

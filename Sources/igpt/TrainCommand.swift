@@ -3,6 +3,7 @@ import Foundation
 import IGPTData
 import IGPTKernels
 import IGPTTraining
+import IGPTVQVAE
 
 /// `igpt train`: pretrain on one host, with checkpoints that resume exactly.
 struct TrainCommand: ParsableCommand {
@@ -30,6 +31,7 @@ struct TrainCommand: ParsableCommand {
       throw CleanError(e.description)
     }
     Parallel.threads = run.numerics.fingerprint.threads
+    if run.sampleDecoder == nil { run.sampleDecoder = try VQVAETokenDecoder.forStore(run.trainer.store) }
     let trainer = run.trainer
     let opening = run.openingLines
     logLine("igpt train: \(opening[0]); \(Parallel.threads) threads, BLAS \(BLAS.coreName)")

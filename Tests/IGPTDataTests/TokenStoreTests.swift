@@ -24,11 +24,11 @@ import Testing
     let summary = try prepare(src, out: out)
     #expect(summary.counts == ["train": 9, "val": 3])
     let store = try TokenStore(path: out)
-    #expect(store.manifest.sequenceLength == 16 && store.palette.count == 3 && store.manifest.classes == ["a", "b"])
+    #expect(store.manifest.sequenceLength == 16 && store.palette?.count == 3 && store.manifest.formatVersion == 2 && store.manifest.tokenizer == .palette && store.manifest.classes == ["a", "b"])
     // recompute the tokens of every image independently and compare
     let source = try DatasetLoader.load(src)
     let floats = Resize.images(source.train, to: 4, crop: false)
-    let expected = Quantizer.nearest(floats, palette: store.palette)
+    let expected = Quantizer.nearest(floats, palette: store.palette!)
     var seen = Set<Int>()
     for name in ["train", "val"] {
       let split = try store.split(name)
