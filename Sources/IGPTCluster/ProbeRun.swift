@@ -87,7 +87,7 @@ final class ProbeRun {
       func set(_ s: Int) throws -> FeatureSet {
         try FeatureExtractor.rawPixels(try store.split(Self.splitNames[s]), indices: chosen[s], decoder: decoder)
       }
-      pixels = ProbeSweep.Splits(train: try set(0), val: try set(1), test: try set(2))
+      pixels = ProbeSweep.Splits(train: try set(0), val: try set(1), test: try set(2), input: FeatureExtractor.pixelsInput(store))
     } else {
       pixels = nil
     }

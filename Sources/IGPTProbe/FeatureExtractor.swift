@@ -77,6 +77,12 @@ public struct FeatureExtractor {
     for i in sum.indices { sum[i] /= n }
   }
 
+  /// How the raw-pixel baseline's row describes its input: nil for palette pixels, the
+  /// decoded images for a latent store.
+  public static func pixelsInput(_ store: TokenStore) -> String? {
+    store.palette == nil ? "images decoded by the store's VQ-VAE from their codes" : nil
+  }
+
   /// The baseline's input: each image decoded from its tokens (palette colours at the store's
   /// resolution, de-quantised; a latent store's images as its VQ-VAE decodes them).
   public static func rawPixels(_ split: TokenSplit, indices: [Int], decoder: TokenDecoder) throws -> FeatureSet {

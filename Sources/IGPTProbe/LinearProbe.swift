@@ -20,6 +20,8 @@ public enum LinearProbe {
     public var seconds: Double
     /// Held-out accuracy for each L2 tried.
     public var grid: [String: Double]
+    /// What the features are when that needs saying ("images decoded by the store's VQ-VAE").
+    public var input: String? = nil
   }
 
   public static func evaluate(_ name: String, train: FeatureSet, val: FeatureSet, test: FeatureSet,

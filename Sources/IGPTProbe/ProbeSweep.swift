@@ -7,10 +7,14 @@ public enum ProbeSweep {
     public var train: FeatureSet
     public var val: FeatureSet
     public var test: FeatureSet
-    public init(train: FeatureSet, val: FeatureSet, test: FeatureSet) {
+    /// What the features are when that needs saying (the raw-pixel baseline of a latent
+    /// store: images its VQ-VAE decoded); copied into the result.
+    public var input: String?
+    public init(train: FeatureSet, val: FeatureSet, test: FeatureSet, input: String? = nil) {
       self.train = train
       self.val = val
       self.test = test
+      self.input = input
     }
   }
 
@@ -22,7 +26,8 @@ public enum ProbeSweep {
   ) -> [LinearProbe.Result] {
     var results: [LinearProbe.Result] = []
     func probe(_ name: String, _ s: Splits) {
-      let r = LinearProbe.evaluate(name, train: s.train, val: s.val, test: s.test)
+      var r = LinearProbe.evaluate(name, train: s.train, val: s.val, test: s.test)
+      r.input = s.input
       fitted(r)
       results.append(r)
     }

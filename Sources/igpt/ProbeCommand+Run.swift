@@ -128,7 +128,8 @@ extension ProbeCommand {
       return ProbeSweep.Splits(
         train: try FeatureExtractor.rawPixels(s.train, indices: s.trainIdx, decoder: decoder),
         val: try FeatureExtractor.rawPixels(s.val, indices: s.valIdx, decoder: decoder),
-        test: try FeatureExtractor.rawPixels(s.test, indices: s.testIdx, decoder: decoder))
+        test: try FeatureExtractor.rawPixels(s.test, indices: s.testIdx, decoder: decoder),
+        input: FeatureExtractor.pixelsInput(store))
     }
 
     func run() throws {
@@ -204,7 +205,7 @@ extension ProbeCommand {
       print("layer      width  l2       train    val      \(split)")
       for r in results {
         print(String(format: "%@ %5d  %-7g  %.4f   %.4f   %.4f%@", Self.pad(r.features) as NSString, r.width, r.l2, r.trainAccuracy, r.valAccuracy,
-                     r.testAccuracy, (r.features == bestLayer?.features ? "  <- best layer (by val)" : "") as NSString))
+                     r.testAccuracy, (r.features == bestLayer?.features ? "  <- best layer (by val)" : r.input.map { "  (\($0))" } ?? "") as NSString))
       }
       guard let out else { return }
       struct Report: Encodable {

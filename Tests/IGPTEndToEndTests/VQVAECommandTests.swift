@@ -75,6 +75,78 @@ import Testing
     #expect(r.stderr.contains("step 3 of 7"), "\(r.stderr)")
   }
 
+  /// The whole latent path on real processes: a VQ-VAE, a latent store it encodes (manifest
+  /// version 2 naming it), iGPT trained on the codes, samples and show decoded to RGB through
+  /// its decoder, the raw-pixel baseline on decoded images, and a store whose VQ-VAE changed refused.
+  @Test func latentStoresTrainSampleAndDecode() throws {
+    let (dataset, config) = try Self.setUp()
+    let dir = Fixtures.directory("e2evqvaelatent")
+    #expect(try IGPTBinary.run(["vqvae", "train", "--config", config, "--run", dir + "/vq"]).status == 0)
+    let prep = try IGPTBinary.run(["prepare", "--tokenizer", "vqvae", "--vqvae", dir + "/vq", "--dataset", dataset, "--out", dir + "/store",
+                                   "--val-fraction", "0.25", "--seed", "1"])
+    #expect(prep.status == 0 && prep.stdout.contains("2x2 codes of 16"), "\(prep.stderr)")
+    let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/store/manifest.json"))) as! [String: Any]
+    let tokenizer = manifest["tokenizer"] as? [String: Any], vq = tokenizer?["vqvae"] as? [String: Any]
+    #expect(manifest["format_version"] as? Int == 2 && tokenizer?["kind"] as? String == "vqvae" && manifest["resolution"] as? Int == 2)
+    #expect(vq?["codes"] as? Int == 16 && vq?["image_resolution"] as? Int == 8 && (vq?["checkpoint"] as? String ?? "").hasPrefix("/"))
+    // the same images per split as a palette store with the same seed
+    let palette = try IGPTBinary.run(["prepare", "--dataset", dataset, "--resolution", "8", "--palette", "4", "--out", dir + "/pal",
+                                      "--val-fraction", "0.25", "--seed", "1"])
+    #expect(palette.status == 0)
+    let pm = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/pal/manifest.json"))) as! [String: Any]
+    #expect((pm["splits"] as! [String: [String: Any]]).mapValues { $0["count"] as! Int } == (manifest["splits"] as! [String: [String: Any]]).mapValues { $0["count"] as! Int })
+    let run = dir + "/igpt.yaml"
+    try """
+      model: {layers: 2, embd: 16, heads: 2, objective: ar}
+      data: {store: \(dir)/store}
+      train: {steps: 4, batch: 8, microbatch: 8, lr: 0.01, warmup: 1, log_every: 1, val_every: 4, val_images: 8}
+      """.write(toFile: run, atomically: true, encoding: .utf8)
+    let t = try IGPTBinary.run(["train", "--config", run, "--run", dir + "/igpt"])
+    #expect(t.status == 0 && t.stderr.contains("16 VQ-VAE codes"), "\(t.stderr)")
+    let step = dir + "/igpt/checkpoints/step-00000004"
+    #expect(!FileManager.default.fileExists(atPath: step + "/preprocessor_config.json"))
+    let hf = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: step + "/config.json"))) as! [String: Any]
+    #expect((hf["igpt_vqvae"] as? [String: String])?["codes"] == "16")
+    // sample and show: 8x8 RGB images (upscaled to 64 px) decoded from 2x2 codes
+    let sample = try IGPTBinary.run(["sample", "--checkpoint", dir + "/igpt", "--count", "4", "--out", dir + "/s.png"])
+    #expect(sample.status == 0, "\(sample.stderr)")
+    let show = try IGPTBinary.run(["show", dir + "/store", "--split", "val", "--count", "4", "--out", dir + "/show.png"])
+    #expect(show.status == 0 && show.stdout.contains("VQ-VAE decoder"), "\(show.stderr)")
+    for png in [dir + "/s.png", dir + "/show.png"] {
+      let d = try Data(contentsOf: URL(fileURLWithPath: png))
+      // PNG header, IHDR colour type 2 (RGB)
+      #expect(d.count > 33 && d[1] == 0x50 && d[25] == 2, "\(png) is not an RGB PNG")
+    }
+    // the raw-pixel baseline on a latent store fits the decoded images, and says so
+    let probe = try IGPTBinary.run(["probe", "run", "--checkpoint", dir + "/igpt", "--data", dir + "/store", "--layers", "1", "--raw-pixels",
+                                    "--split", "val", "--out", dir + "/probe.json"])
+    #expect(probe.status == 0 && probe.stdout.contains("decoded by the store's VQ-VAE"), "\(probe.stderr)")
+    let p = try String(contentsOfFile: dir + "/probe.json", encoding: .utf8)
+    #expect(p.contains("\"width\":192") || p.contains("\"width\" : 192"), "pixels of 8x8x3 decoded images: \(p.prefix(400))")
+    // a store whose VQ-VAE was replaced (other weights) no longer decodes
+    let stepDir = (vq?["checkpoint"] as? String) ?? ""
+    let weights = stepDir + "/vqvae.safetensors", state = stepDir + "/state.json"
+    var stateText = try String(contentsOfFile: state, encoding: .utf8)
+    var bytes = try Data(contentsOf: URL(fileURLWithPath: weights))
+    bytes[bytes.count - 1] ^= 0x01
+    try bytes.write(to: URL(fileURLWithPath: weights))
+    let crc = String(format: "%u", Self.crc32(bytes))
+    stateText = stateText.replacingOccurrences(of: "\"vqvae.safetensors\" : \((vq?["crc32"] as? Int) ?? 0)", with: "\"vqvae.safetensors\" : \(crc)")
+    try stateText.write(toFile: state, atomically: true, encoding: .utf8)
+    let refused = try IGPTBinary.run(["show", dir + "/store", "--split", "val", "--count", "2", "--out", dir + "/x.png"])
+    #expect(refused.status != 0 && refused.stderr.contains("is not the VQ-VAE this store was encoded with"), "\(refused.stderr)")
+  }
+
+  /// zlib's CRC-32, as checkpoints record it.
+  static func crc32(_ d: Data) -> UInt32 {
+    var c: UInt32 = 0xFFFF_FFFF
+    for b in d {
+      c ^= UInt32(b)
+      for _ in 0..<8 { c = (c >> 1) ^ (0xEDB8_8320 & (0 &- (c & 1))) }
+    }
+    return ~c
+  }
+
   @Test(arguments: [
     ("model: {codes: 1}", "codes"), ("train: {batch: 0}", "train.batch"), ("quantizer: {decay: 1.5}", "quantizer.decay"),
     ("model: {resolution: 30}", "multiple"), ("train: {colour: red}", "unknown key 'train.colour'"),
