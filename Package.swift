@@ -100,7 +100,7 @@ let package = Package(
       name: "IGPTClusterTests",
       dependencies: ["IGPTCluster", "CChecksum", "IGPTTraining", "IGPTData", "IGPTModel", "IGPTKernels", "IGPTTestSupport", "IGPTFuzzHarness"]),
     // The parsers `make fuzz` feeds (Tests/Fuzz), also replayed on every kept crash input by the tests.
-    .target(name: "IGPTFuzzHarness", dependencies: ["IGPTCluster", "IGPTData", "IGPTModel", "IGPTTraining"], path: "Tests/FuzzHarness"),
+    .target(name: "IGPTFuzzHarness", dependencies: ["IGPTCluster", "IGPTData", "IGPTModel", "IGPTTraining", "IGPTVQVAE"], path: "Tests/FuzzHarness"),
     .testTarget(
       name: "IGPTEndToEndTests",
       dependencies: ["IGPTCluster", "IGPTTraining", "IGPTData", "IGPTModel", "IGPTKernels", "IGPTTestSupport"]),

@@ -25,6 +25,12 @@ public enum VQVAECheckpoint {
       case kind, step, config, model, dataset, variance, checksums, loss, eval
       case formatVersion = "format_version"
     }
+
+    public init(step: Int, config: VQVAERunConfig, model: VQVAEConfig, dataset: String, variance: Double, checksums: [String: UInt32],
+                loss: Double?, eval: VQVAEEvaluation?) {
+      self.step = step; self.config = config; self.model = model; self.dataset = dataset; self.variance = variance
+      self.checksums = checksums; self.loss = loss; self.eval = eval
+    }
   }
 
   /// A verified checkpoint.

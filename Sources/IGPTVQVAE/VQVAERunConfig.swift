@@ -13,6 +13,12 @@ public struct VQVAERunConfig: Codable, Equatable, Sendable {
     public var codes = 512
     public var downsample = 4
 
+    public init(resolution: Int = 32, hiddens: Int = 128, residualHiddens: Int = 32, residualLayers: Int = 2, embeddingDim: Int = 64,
+                codes: Int = 512, downsample: Int = 4) {
+      self.resolution = resolution; self.hiddens = hiddens; self.residualHiddens = residualHiddens
+      self.residualLayers = residualLayers; self.embeddingDim = embeddingDim; self.codes = codes; self.downsample = downsample
+    }
+
     enum CodingKeys: String, CodingKey {
       case resolution, hiddens, codes, downsample
       case residualHiddens = "residual_hiddens"

@@ -9,7 +9,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=$ROOT/.build-fuzz/release/igpt-fuzz
 SECONDS_EACH=${FUZZ_SECONDS:-300}
 RUNS_EACH=${FUZZ_RUNS:-1000000}
-TARGETS=${FUZZ_TARGETS:-"message codec safetensors npy idx cifar image config state probejobs manifest hfconfig preprocessor hfindex store curvekey allowlist zap tfevents metrics"}
+TARGETS=${FUZZ_TARGETS:-"message codec safetensors npy idx cifar image config state probejobs manifest hfconfig preprocessor hfindex store curvekey allowlist zap tfevents metrics vqvaeconfig vqvaecheckpoint"}
 OUT=$ROOT/.build-fuzz/runs
 mkdir -p "$OUT" "$ROOT/.build-fuzz/crashes"
 run() {

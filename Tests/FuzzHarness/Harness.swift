@@ -3,13 +3,14 @@ import IGPTCluster
 import IGPTData
 import IGPTModel
 import IGPTTraining
+import IGPTVQVAE
 
 /// The parsers of outside bytes, one case each, fed by the libFuzzer binary (`make fuzz`,
 /// Tests/Fuzz) and by the regression test that replays every input a fuzzer ever crashed on.
 /// Any thrown error is accepted: only a crash, a trap or a sanitizer report is a finding.
 public enum Harness: String, CaseIterable, Sendable {
   case message, codec, safetensors, npy, idx, cifar, image, config, state, probejobs, manifest, hfconfig, preprocessor
-  case hfindex, store, curvekey, allowlist, zap, tfevents, metrics
+  case hfindex, store, curvekey, allowlist, zap, tfevents, metrics, vqvaeconfig, vqvaecheckpoint
 
   /// The harness IGPT_FUZZ_TARGET names (exits with the list when it names none).
   public static let chosen: Harness = {
@@ -51,6 +52,8 @@ public enum Harness: String, CaseIterable, Sendable {
     case .zap: return ZAPHandler.decide(Self.frames(d), allowed: [Self.allowedKey]) != nil
     case .tfevents: return TensorBoardLog.keptPrefix(d, throughStep: 10) > 0
     case .metrics: return MetricsLog.keptPrefix(d, throughStep: 10) > 0
+    case .vqvaeconfig: return (try? VQVAERunConfig.parse(String(decoding: d, as: UTF8.self))) != nil
+    case .vqvaecheckpoint: return Self.vqvaeCheckpoint(d)
     }
   }
 
@@ -102,6 +105,38 @@ public enum Harness: String, CaseIterable, Sendable {
     }
     return read
   }
+
+  /// A VQ-VAE checkpoint whose state.json is the input, beside the fixed weights and moments of
+  /// a tiny VQ-VAE (`vqvaeTemplate`): read and verified, then one image decoded from codes.
+  static func vqvaeCheckpoint(_ d: Data) -> Bool {
+    let dir = scratch + "-vqvae-\(pthread_self())"
+    try? FileManager.default.removeItem(atPath: dir)
+    try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    for name in ["vqvae.safetensors", "optimizer.safetensors"] {
+      try? FileManager.default.copyItem(atPath: vqvaeTemplate + "/" + name, toPath: dir + "/" + name)
+    }
+    FileManager.default.createFile(atPath: dir + "/state.json", contents: d)
+    guard let loaded = try? VQVAECheckpoint.read(dir) else { return false }
+    let codes = [Int32](repeating: 0, count: loaded.model.latentsPerImage)
+    _ = codes.withUnsafeBufferPointer { loaded.model.decode($0.baseAddress!, batch: 1) }
+    return true
+  }
+
+  /// The fixed VQ-VAE checkpoint (8x8 grey, 2x2 codes of 4) the checkpoint harness reads, written
+  /// once per process from seed 1; its state.json is the harness's seed.
+  public static let vqvaeTemplate: String = {
+    let run = scratch + "-vqvae-template"
+    try? FileManager.default.removeItem(atPath: run)
+    var c = VQVAERunConfig()
+    c.data.dataset = "fuzz"
+    c.model = .init(resolution: 8, hiddens: 4, residualHiddens: 2, residualLayers: 1, embeddingDim: 2, codes: 4, downsample: 4)
+    let model = try! VQVAE(config: c.vqvae(channels: 1))
+    model.initialize(seed: 1)
+    let zero = [Float](repeating: 0, count: model.parameterCount)
+    let state = VQVAECheckpoint.State(step: 0, config: c, model: model.config, dataset: "fuzz", variance: 1, checksums: [:], loss: nil, eval: nil)
+    return try! VQVAECheckpoint.write(runDir: run, state: state, model: model, m: zero, v: zero, keep: 1)
+  }()
 
   /// The shard the store harness's seed manifest describes.
   static let storeShard = TokenShard.encode(tokens: [0, 1, 2, 3, 3, 2, 1, 0], tokenBytes: 1, sequenceLength: 4,
