@@ -17,6 +17,37 @@ import Testing
     return try Preparation.run(o) { _, _, _ in }
   }
 
+  /// A version-1 manifest (no tokenizer: a palette) still opens, with the same palette and
+  /// tokens; a latent manifest that contradicts itself is refused with one line.
+  @Test func versionOneStoresStillReadAndBadTokenizersAreRefused() throws {
+    let src = Fixtures.directory("srcv1")
+    Fixtures.folderDataset(at: src, classes: ["a", "b"], perClass: 6, side: 8)
+    let out = Fixtures.directory("storesv1") + "/s"
+    _ = try prepare(src, out: out)
+    let v2 = try TokenStore(path: out)
+    let path = out + "/manifest.json"
+    var json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as! [String: Any]
+    json["format_version"] = 1
+    json.removeValue(forKey: "tokenizer")
+    try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: path))
+    let v1 = try TokenStore(path: out)
+    #expect(v1.manifest.formatVersion == 1 && v1.manifest.tokenKind == .palette && v1.palette == v2.palette && v1.vocab == 3)
+    #expect(try v1.split("train").tokens(0) == v2.split("train").tokens(0))
+    // a VQ-VAE tokenizer beside a palette, or whose grid is not the store's: refused
+    json["format_version"] = 2
+    json["tokenizer"] = ["kind": "vqvae", "vqvae": ["checkpoint": "/x", "crc32": 1, "codes": 16, "grid": 4, "image_resolution": 16]]
+    try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: path))
+    #expect { try TokenStore(path: out) } throws: { "\($0)".contains("a VQ-VAE store with a palette") }
+    json["palette"] = []
+    json["tokenizer"] = ["kind": "vqvae", "vqvae": ["checkpoint": "/x", "crc32": 1, "codes": 16, "grid": 3, "image_resolution": 16]]
+    try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: path))
+    #expect { try TokenStore(path: out) } throws: { "\($0)".contains("inconsistent VQ-VAE codes") }
+    json["tokenizer"] = ["kind": "vqvae", "vqvae": ["checkpoint": "/x", "crc32": 1, "codes": 16, "grid": 4, "image_resolution": 16]]
+    try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: path))
+    let latent = try TokenStore(path: out)
+    #expect(latent.palette == nil && latent.vocab == 16)
+  }
+
   @Test func storeRoundTripsTokensLabelsAndSplits() throws {
     let src = Fixtures.directory("src")
     Fixtures.folderDataset(at: src, classes: ["a", "b"], perClass: 6, side: 8)
