@@ -108,7 +108,8 @@ import Testing
     let hf = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: step + "/config.json"))) as! [String: Any]
     #expect((hf["igpt_vqvae"] as? [String: String])?["codes"] == "16")
     let eval = try IGPTBinary.run(["eval", "--checkpoint", dir + "/igpt", "--split", "val"])
-    #expect(eval.status == 0 && (try IGPTBinary.json(eval.stdout))["tokens_per_image"] as? Int == 4, "\(eval.stderr)")
+    let evalJSON = try IGPTBinary.json(eval.stdout)
+    #expect(eval.status == 0 && evalJSON["tokens_per_image"] as? Int == 4, "\(eval.stderr)")
     // sample and show: 8x8 RGB images (upscaled to 64 px) decoded from 2x2 codes
     let sample = try IGPTBinary.run(["sample", "--checkpoint", dir + "/igpt", "--count", "4", "--out", dir + "/s.png"])
     #expect(sample.status == 0, "\(sample.stderr)")
