@@ -58,6 +58,31 @@ import Testing
     #expect((j["codes_used"] as? Int ?? 0) >= 1 && (j["perplexity"] as? Double ?? 0) >= 1)
   }
 
+  /// SIGINT in the middle of a long run: it stops after the step it is in, with a checkpoint of
+  /// that step, well inside StopSignal's grace; --resume continues from there.
+  @Test func sigintStopsWithACheckpointAndResumes() throws {
+    let (_, config) = try Self.setUp(steps: 1_000_000)
+    let dir = Fixtures.directory("e2evqvaesigint")
+    let p = Process()
+    p.executableURL = IGPTBinary.url
+    p.arguments = ["vqvae", "train", "--config", config, "--run", dir]
+    let err = Pipe()
+    p.standardError = err
+    p.standardOutput = FileHandle.nullDevice
+    try p.run()
+    Thread.sleep(forTimeInterval: 2)
+    let sent = Date()
+    kill(p.processIdentifier, SIGINT)
+    let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    p.waitUntilExit()
+    #expect(Date().timeIntervalSince(sent) < 1.5 && p.terminationStatus == 0, "\(text)")
+    #expect(text.contains("stopped by SIGINT"), "\(text)")
+    let step = Int(try #require(text.split(separator: "\n").last { $0.hasPrefix("stopped by") }?.split(separator: " ").dropFirst(5).first.map(String.init)?.trimmingCharacters(in: .punctuationCharacters)) ?? "") ?? -1
+    #expect(step > 0 && FileManager.default.fileExists(atPath: dir + String(format: "/checkpoints/step-%08d/state.json", step)), "\(text)")
+    let r = try IGPTBinary.run(["vqvae", "train", "--config", config, "--run", dir, "--resume", "--stop-at", "\(step + 2)"])
+    #expect(r.status == 0 && r.stderr.contains("step \(step) of \(step + 2)"), "\(r.stderr)")
+  }
+
   /// A corrupt newest checkpoint is skipped with a warning: the run resumes from the one before.
   @Test func aCorruptCheckpointIsSkipped() throws {
     let (_, config) = try Self.setUp(extra: "")
