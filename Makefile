@@ -66,7 +66,7 @@ test: setup
 ## test-kernels: the numerics-sensitive suites again with another OpenBLAS kernel family
 ## (make test-kernels CORETYPE=Sandybridge; Haswell is what an AVX2 host runs), after make test
 CORETYPE ?= Sandybridge
-NUMERICS_SUITES := ProbeTests|FineTunerTests|ModelTests|ModelGradientTests|KernelGradientTests|AttentionTests|TrainingTests|RunNumericsTests|ClusterTests|ProbeJobTests|NumericsTests|TrainCommandTests|ShardTests|ShardStateTests
+NUMERICS_SUITES := ConvolutionTests|VQVAETests|ProbeTests|FineTunerTests|ModelTests|ModelGradientTests|KernelGradientTests|AttentionTests|TrainingTests|RunNumericsTests|ClusterTests|ProbeJobTests|NumericsTests|TrainCommandTests|ShardTests|ShardStateTests
 test-kernels: setup
 	swift build $(SWIFT_TEST_FLAGS) --product igpt
 	# the tests make test built, run with the variable set (a build with it set was seen to rebuild everything)
