@@ -9,8 +9,33 @@ import Glibc
 /// many contiguous chunks, so which element each thread computes, and in what order it sums, is a
 /// function of the thread count alone: runs repeat bit for bit.
 public enum Parallel {
-  /// Number of threads kernels split their work across.
-  nonisolated(unsafe) public static var threads: Int = 1
+  /// Number of threads kernels split their work across: the process's setting, or on this
+  /// thread the one `withThreads` gives for a while.
+  public static var threads: Int {
+    get {
+      if let o = pthread_getspecific(threadsKey) { return Int(bitPattern: o) }
+      return processThreads
+    }
+    set { processThreads = newValue }
+  }
+
+  nonisolated(unsafe) private static var processThreads = 1
+
+  /// Runs `body` with `threads` = n for the kernels this thread calls, and only for them: a
+  /// measurement at another thread count (the numerics probe) must not change the count under
+  /// kernels other threads are running, whose scratch was sized for it.
+  public static func withThreads<R>(_ n: Int, _ body: () throws -> R) rethrows -> R {
+    let outer = pthread_getspecific(threadsKey)
+    pthread_setspecific(threadsKey, UnsafeRawPointer(bitPattern: max(1, n)))
+    defer { pthread_setspecific(threadsKey, outer) }
+    return try body()
+  }
+
+  private static let threadsKey: pthread_key_t = {
+    var key = pthread_key_t()
+    pthread_key_create(&key, nil)
+    return key
+  }()
 
   /// Calls `body(chunk, range)` for `threads` contiguous chunks of 0..<count, in parallel.
   /// Chunk boundaries are rounded to multiples of `align` (except the last).

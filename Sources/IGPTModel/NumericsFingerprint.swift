@@ -65,7 +65,8 @@ public struct NumericsFingerprint: Codable, Equatable, Sendable {
   }
 
   /// This process's fingerprint for models of `model`'s widths, with the kernels split over
-  /// `threads` (it sets `Parallel.threads` meanwhile: call it when no kernels run). Runs one training step (forward, backward, AdamW) of a one-block model of those
+  /// `threads` (for this thread's kernels only: `Parallel.withThreads`). Runs one training step
+  /// (forward, backward, AdamW) of a one-block model of those
   /// widths on at most 64 positions with parameters from a fixed hash: tens of milliseconds at
   /// igpt-l's widths, a few at the bench shape.
   public static func measure(_ model: ModelConfig, threads: Int) throws -> NumericsFingerprint {
@@ -81,9 +82,16 @@ public struct NumericsFingerprint: Codable, Equatable, Sendable {
       tokens[i] = Int32((i &* 7 &+ i / 3) % model.vocab)
       mask[i] = i % 7 == 2 || i % 11 == 5 ? 1 : 0
     }
-    let saved = Parallel.threads
-    Parallel.threads = threads
-    defer { Parallel.threads = saved }
+    // the count applies to this thread's kernels only (others may be running theirs)
+    let hash = Parallel.withThreads(threads) { probeHash(probe, n: n, tokens: tokens, mask: mask, bert: model.objective == .bert) }
+    let host = Host.current()
+    return NumericsFingerprint(openblas: host.openblas, openblasCore: host.openblasCore, kernelCPU: host.kernelCPU,
+                               threads: threads, shape: Shape(model), probe: String(format: "%016llx", hash))
+  }
+
+  /// The hash of one training step's loss, gradient and AdamW update of the probe model.
+  static func probeHash(_ probe: IGPT, n: Int, tokens: [Int32], mask: [UInt8], bert: Bool) -> UInt64 {
+    let B = 2
     let m = UnsafeMutablePointer<Float>.allocate(capacity: n)
     let v = UnsafeMutablePointer<Float>.allocate(capacity: n)
     m.initialize(repeating: 0, count: n)
@@ -94,7 +102,7 @@ public struct NumericsFingerprint: Codable, Equatable, Sendable {
     }
     let loss = tokens.withUnsafeBufferPointer { t in
       mask.withUnsafeBufferPointer { k in
-        probe.forwardBackward(tokens: t.baseAddress!, mask: model.objective == .bert ? k.baseAddress! : nil, batch: B)
+        probe.forwardBackward(tokens: t.baseAddress!, mask: bert ? k.baseAddress! : nil, batch: B)
       }
     }
     var h = Hash()
@@ -103,9 +111,7 @@ public struct NumericsFingerprint: Codable, Equatable, Sendable {
     AdamW.update(params: probe.params, grads: probe.grads, m: m, v: v, count: n,
                  step: .init(learningRate: 1e-3, t: 1, weightDecay: 0.01))
     h.add(probe.params, count: n)
-    let host = Host.current()
-    return NumericsFingerprint(openblas: host.openblas, openblasCore: host.openblasCore, kernelCPU: host.kernelCPU,
-                               threads: threads, shape: Shape(model), probe: String(format: "%016llx", h.value))
+    return h.value
   }
 
   /// One line for logs and refusals.
