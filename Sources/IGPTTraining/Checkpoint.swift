@@ -71,18 +71,31 @@ public enum Checkpoint {
     try Interruption.critical { try writeNow(runDir: runDir, state: state, model: model, optimizer: optimizer, keep: keep) }
   }
 
-  private static func writeNow(runDir: String, state: State, model: IGPT, optimizer: Optimizer, keep: Int) throws -> String {
+  /// The temporary directory of step `step`'s checkpoint under runDir/checkpoints (an older one
+  /// of that step is removed), committed into place by the caller. iGPT's and the VQ-VAE's.
+  public static func stepDirectory(runDir: String, step: Int) throws -> AtomicDirectory {
     let root = (runDir as NSString).appendingPathComponent("checkpoints")
     try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-    let dest = (root as NSString).appendingPathComponent(directoryName(step: state.step))
+    let dest = (root as NSString).appendingPathComponent(directoryName(step: step))
     if FileManager.default.fileExists(atPath: dest) { try FileManager.default.removeItem(atPath: dest) }
-    let dir = try AtomicDirectory(destination: dest)
-    // Both files go from the slabs to disk in pieces: igpt-l's would not fit in memory twice.
+    return try AtomicDirectory(destination: dest)
+  }
+
+  /// Writes a safetensors file into dir from the slabs, in pieces (igpt-l's would not fit in
+  /// memory twice); returns its crc32.
+  public static func writeSafetensors(_ dir: AtomicDirectory, _ name: String, _ entries: [Safetensors.Entry],
+                                      metadata: [String: String]) throws -> UInt32 {
+    try dir.writeFile(name) { w in
+      try w.write(try Safetensors.header(entries, metadata: metadata))
+      for e in entries { try w.write(UnsafeRawBufferPointer(e.data)) }
+    }
+  }
+
+  private static func writeNow(runDir: String, state: State, model: IGPT, optimizer: Optimizer, keep: Int) throws -> String {
+    let dir = try stepDirectory(runDir: runDir, step: state.step)
+    let root = (runDir as NSString).appendingPathComponent("checkpoints"), dest = dir.destination
     func write(_ name: String, _ entries: [Safetensors.Entry], _ metadata: [String: String]) throws -> UInt32 {
-      try dir.writeFile(name) { w in
-        try w.write(try Safetensors.header(entries, metadata: metadata))
-        for e in entries { try w.write(UnsafeRawBufferPointer(e.data)) }
-      }
+      try writeSafetensors(dir, name, entries, metadata: metadata)
     }
     let modelCRC = try model.withHuggingFaceEntries(extraMetadata: ["step": "\(state.step)"]) {
       try write("model.safetensors", $0, $1)

@@ -60,16 +60,10 @@ public enum VQVAECheckpoint {
   @discardableResult
   public static func write(runDir: String, state: State, model: VQVAE, m: [Float], v: [Float], keep: Int) throws -> String {
     try Interruption.critical {
-      let root = (runDir as NSString).appendingPathComponent("checkpoints")
-      try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-      let dest = (root as NSString).appendingPathComponent(Checkpoint.directoryName(step: state.step))
-      if FileManager.default.fileExists(atPath: dest) { try FileManager.default.removeItem(atPath: dest) }
-      let dir = try AtomicDirectory(destination: dest)
+      let dir = try Checkpoint.stepDirectory(runDir: runDir, step: state.step)
+      let root = (runDir as NSString).appendingPathComponent("checkpoints"), dest = dir.destination
       func write(_ name: String, _ entries: [Safetensors.Entry], _ metadata: [String: String]) throws -> UInt32 {
-        try dir.writeFile(name) { w in
-          try w.write(try Safetensors.header(entries, metadata: metadata))
-          for e in entries { try w.write(UnsafeRawBufferPointer(e.data)) }
-        }
+        try Checkpoint.writeSafetensors(dir, name, entries, metadata: metadata)
       }
       let network = model.tensors.map { Safetensors.Entry(name: $0.name, shape: $0.shape, data: UnsafeBufferPointer(start: model.params + $0.offset, count: $0.count)) }
       let modelCRC = try quantizerEntries(model.quantizer) { try write(modelFile, network + $0, ["format": "igpt-vqvae", "step": "\(state.step)"]) }

@@ -48,6 +48,15 @@ import Testing
     #expect(two.filter { $0["loss"] != nil }.compactMap { $0["step"] as? Int } == Array(1...8))
     #expect(one.filter { $0["loss"] != nil }.map { $0["loss"] as! Double } == two.filter { $0["loss"] != nil }.map { $0["loss"] as! Double })
     #expect(one.filter { $0["val_mse"] != nil }.compactMap { $0["step"] as? Int } == [4, 8])
+    // show: original | reconstruction, an RGB PNG; bench: one JSON line
+    let show = try IGPTBinary.run(["vqvae", "show", "--vqvae", dir + "/a", "--split", "test", "--count", "4", "--out", dir + "/r.png"])
+    let png = FileManager.default.contents(atPath: dir + "/r.png") ?? Data()
+    #expect(show.status == 0 && png.count > 33 && png[1] == 0x50 && png[25] == 2, "\(show.stderr)")
+    let bench = try IGPTBinary.run(["vqvae", "bench", "--resolution", "8", "--batch", "2", "--steps", "1", "--hiddens", "8", "--residual-hiddens", "4",
+                                    "--embedding-dim", "4", "--codes", "16"])
+    #expect(bench.status == 0 && ((try? IGPTBinary.json(bench.stdout))?["images_per_s"] as? Double ?? 0) > 0, "\(bench.stderr)")
+    let bad = try IGPTBinary.run(["vqvae", "bench", "--resolution", "30"])
+    #expect(bad.status != 0 && bad.stderr.contains("multiple") && bad.stderr.split(separator: "\n").count == 1, "\(bad.stderr)")
     // eval: one JSON line over the test split, the fields the issue names, plausible values
     let e = try IGPTBinary.run(["vqvae", "eval", "--vqvae", dir + "/a", "--split", "test"])
     #expect(e.status == 0, "\(e.stderr)")
