@@ -49,6 +49,19 @@ public enum Checkpoint {
   /// config.json (ImageGPTConfig) and preprocessor_config.json (the palette as `clusters`) for
   /// a model trained on a store with this palette (rows of 1 or 3 channels). A model of VQ-VAE
   /// codes gets config.json only, naming its VQ-VAE (HF's processor cannot make latents).
+  /// The VQ-VAE a Hugging Face config.json names (`igpt_vqvae`, as `huggingFaceFiles` writes
+  /// it), nil when it names none; a malformed entry is an error naming the file.
+  public static func vqvaeTokenizer(hfConfig path: String) throws -> TokenStoreManifest.Tokenizer? {
+    let config = try JSONDecoder().decode(HFConfig.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+    guard let v = config.igptVQVAE else { return nil }
+    guard let checkpoint = v["checkpoint"], let crc = v["crc32"].flatMap({ UInt32($0, radix: 16) }),
+          let codes = v["codes"].flatMap({ Int($0) }), let grid = v["grid"].flatMap({ Int($0) }),
+          let side = v["image_resolution"].flatMap({ Int($0) }) else {
+      throw DataError.file(path, "igpt_vqvae needs checkpoint, crc32 (hex), codes, grid and image_resolution")
+    }
+    return .init(kind: .vqvae, vqvae: .init(checkpoint: checkpoint, crc32: crc, codes: codes, grid: grid, imageResolution: side))
+  }
+
   public static func huggingFaceFiles(model: ModelConfig, palette rows: [[Float]], tokenizer: TokenStoreManifest.Tokenizer? = nil) throws -> [(String, Data)] {
     if let v = tokenizer?.vqvae {
       var config = HFConfig(model)

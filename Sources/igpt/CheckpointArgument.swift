@@ -14,6 +14,8 @@ enum CheckpointArgument {
     var description: String
     /// The palette from a Hugging Face directory's preprocessor_config.json, when it has one.
     var palette: Palette? = nil
+    /// The VQ-VAE a Hugging Face directory's config.json names (`igpt_vqvae`), when it names one.
+    var vqvae: TokenStoreManifest.Tokenizer? = nil
   }
 
   static func load(_ path: String) throws -> Resolved {
@@ -41,7 +43,8 @@ enum CheckpointArgument {
       if let palette, palette.count != model.config.vocab {
         throw CleanError("\(processor): \(palette.count) clusters for a model of \(model.config.vocab) colours")
       }
-      return Resolved(model: model, state: nil, description: path, palette: palette)
+      let vqvae = try Checkpoint.vqvaeTokenizer(hfConfig: (path as NSString).appendingPathComponent("config.json"))
+      return Resolved(model: model, state: nil, description: path, palette: palette, vqvae: vqvae)
     }
     if let l = Checkpoint.newestGood(runDir: path, warn: { logLine("warning: \($0)") }) {
       return Resolved(model: l.model, state: l.state, description: l.path)

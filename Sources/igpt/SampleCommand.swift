@@ -74,7 +74,7 @@ enum SamplingSupport {
   static func decoder(_ data: String?, _ resolved: CheckpointArgument.Resolved) throws -> TokenDecoder {
     let side = Int(Double(resolved.model.config.seq).squareRoot().rounded())
     if let data { return try VQVAETokenDecoder.forStore(try TokenStore(path: data)) }
-    if let t = resolved.state?.tokenizer, t.kind == .vqvae { return try VQVAETokenDecoder.forTokenizer(t, palette: nil, resolution: side) }
+    if let t = resolved.state?.tokenizer ?? resolved.vqvae, t.kind == .vqvae { return try VQVAETokenDecoder.forTokenizer(t, palette: nil, resolution: side) }
     if let p = resolved.state?.palette, !p.isEmpty {
       return .palette(try Palette(colors: p.flatMap { $0 }, channels: p.first?.count ?? 1), resolution: side)
     }

@@ -1,4 +1,5 @@
 import Foundation
+import IGPTCluster
 import IGPTTestSupport
 import Testing
 
@@ -109,15 +110,23 @@ import Testing
     #expect(r.stderr.contains("step 3 of 7"), "\(r.stderr)")
   }
 
+  /// A VQ-VAE trained on setUp's dataset (8x8 -> 2x2 codes of 16) in DIR/vq, and the latent
+  /// store it encodes in DIR/store (val fraction 0.25, seed 1).
+  static func latentStore(in dir: String) throws -> (dataset: String, prepare: IGPTBinary.Result) {
+    let (dataset, config) = try setUp()
+    let vq = try IGPTBinary.run(["vqvae", "train", "--config", config, "--run", dir + "/vq"])
+    guard vq.status == 0 else { throw ClusterError("vqvae train failed: \(vq.stderr)") }
+    let prep = try IGPTBinary.run(["prepare", "--tokenizer", "vqvae", "--vqvae", dir + "/vq", "--dataset", dataset, "--out", dir + "/store",
+                                   "--val-fraction", "0.25", "--seed", "1"])
+    return (dataset, prep)
+  }
+
   /// The whole latent path on real processes: a VQ-VAE, a latent store it encodes (manifest
   /// version 2 naming it), iGPT trained on the codes, samples and show decoded to RGB through
   /// its decoder, the raw-pixel baseline on decoded images, and a store whose VQ-VAE changed refused.
   @Test func latentStoresTrainSampleAndDecode() throws {
-    let (dataset, config) = try Self.setUp()
     let dir = Fixtures.directory("e2evqvaelatent")
-    #expect(try IGPTBinary.run(["vqvae", "train", "--config", config, "--run", dir + "/vq"]).status == 0)
-    let prep = try IGPTBinary.run(["prepare", "--tokenizer", "vqvae", "--vqvae", dir + "/vq", "--dataset", dataset, "--out", dir + "/store",
-                                   "--val-fraction", "0.25", "--seed", "1"])
+    let (dataset, prep) = try Self.latentStore(in: dir)
     #expect(prep.status == 0 && prep.stdout.contains("2x2 codes of 16"), "\(prep.stderr)")
     let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/store/manifest.json"))) as! [String: Any]
     let tokenizer = manifest["tokenizer"] as? [String: Any], vq = tokenizer?["vqvae"] as? [String: Any]
