@@ -46,6 +46,14 @@ enum AttentionTile {
     c: UnsafeMutablePointer<Float>, ldc: Int, a: UnsafePointer<Float>, ars: Int, aks: Int,
     nr: Int, b: UnsafePointer<Float>, ldb: Int, depth: Int, n: Int, accumulate: Bool
   ) {
+    #if IGPT_KERNEL_CPU_haswell
+      // 16 vector registers: two tiles of 4 rows (8 accumulators each) instead of one of 8
+      quad(c: c, ldc: ldc, a: a, ars: ars, aks: aks, nr: min(nr, 4), b: b, ldb: ldb, depth: depth, n: n, accumulate: accumulate)
+      if nr > 4 {
+        quad(c: c + 4 * ldc, ldc: ldc, a: a + 4 * ars, ars: ars, aks: aks, nr: nr - 4, b: b, ldb: ldb, depth: depth, n: n, accumulate: accumulate)
+      }
+      return
+    #endif
     let a0 = a, a1 = a + min(1, nr - 1) * ars, a2 = a + min(2, nr - 1) * ars
     let a3 = a + min(3, nr - 1) * ars, a4 = a + min(4, nr - 1) * ars
     let a5 = a + min(5, nr - 1) * ars, a6 = a + min(6, nr - 1) * ars
@@ -132,6 +140,58 @@ enum AttentionTile {
       if nr > 5 { FastMath.store(s5, c5 + x) }
       if nr > 6 { FastMath.store(s6, c6 + x) }
       if nr > 7 { FastMath.store(s7, c7 + x) }
+    }
+  }
+
+  /// `product` for nr <= 4 rows, 16 columns at a time as two 8-lane halves: each element
+  /// summed in the same order (c, then the depth in order, fused) as the 8-row tile.
+  @inline(__always)
+  static func quad(
+    c: UnsafeMutablePointer<Float>, ldc: Int, a: UnsafePointer<Float>, ars: Int, aks: Int,
+    nr: Int, b: UnsafePointer<Float>, ldb: Int, depth: Int, n: Int, accumulate: Bool
+  ) {
+    typealias H = SIMD8<Float>
+    let a0 = a, a1 = a + min(1, nr - 1) * ars, a2 = a + min(2, nr - 1) * ars, a3 = a + min(3, nr - 1) * ars
+    let c0 = c, c1 = c + min(1, nr - 1) * ldc, c2 = c + min(2, nr - 1) * ldc, c3 = c + min(3, nr - 1) * ldc
+    @inline(__always) func ld(_ p: UnsafePointer<Float>) -> H { UnsafeRawPointer(p).loadUnaligned(as: H.self) }
+    @inline(__always) func st(_ v: H, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: H.self) }
+    @inline(__always) func start(_ p: UnsafeMutablePointer<Float>) -> H { accumulate ? ld(p) : H() }
+    @inline(__always) func fma(_ acc: inout H, _ x: H, _ y: H) {
+      #if IGPT_KERNEL_CPU_baseline
+        acc += x * y
+      #else
+        acc.addProduct(x, y)
+      #endif
+    }
+    var x = 0
+    while x < n {
+      var s00 = start(c0 + x), s10 = start(c1 + x), s20 = start(c2 + x), s30 = start(c3 + x)
+      var s01 = start(c0 + x + 8), s11 = start(c1 + x + 8), s21 = start(c2 + x + 8), s31 = start(c3 + x + 8)
+      var p = b + x
+      var o = 0
+      for _ in 0..<depth {
+        let b0 = ld(p), b1 = ld(p + 8)
+        var s = H(repeating: a0[o])
+        fma(&s00, s, b0)
+        fma(&s01, s, b1)
+        s = H(repeating: a1[o])
+        fma(&s10, s, b0)
+        fma(&s11, s, b1)
+        s = H(repeating: a2[o])
+        fma(&s20, s, b0)
+        fma(&s21, s, b1)
+        s = H(repeating: a3[o])
+        fma(&s30, s, b0)
+        fma(&s31, s, b1)
+        p += ldb
+        o += aks
+      }
+      st(s00, c0 + x)
+      st(s01, c0 + x + 8)
+      if nr > 1 { st(s10, c1 + x); st(s11, c1 + x + 8) }
+      if nr > 2 { st(s20, c2 + x); st(s21, c2 + x + 8) }
+      if nr > 3 { st(s30, c3 + x); st(s31, c3 + x + 8) }
+      x += 16
     }
   }
 
