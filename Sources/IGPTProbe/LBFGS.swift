@@ -15,6 +15,9 @@ public struct LBFGS {
     public var value: Double
     public var iterations: Int
     public var gradientMax: Double
+    /// Whether it stopped on its own criteria (gradient, improvement, or a line search that
+    /// cannot improve at floating-point precision), not at `maxIterations`.
+    public var converged: Bool
   }
 
   /// Minimises f from x0; `f(x, &grad)` returns the value and writes the gradient.
@@ -80,7 +83,8 @@ public struct LBFGS {
       value = valueNew
       if improvement <= relativeTolerance * max(abs(value), 1) { break }
     }
-    return Result(x: x, value: value, iterations: iterations, gradientMax: g.reduce(0) { max($0, abs($1)) })
+    return Result(x: x, value: value, iterations: iterations, gradientMax: g.reduce(0) { max($0, abs($1)) },
+                  converged: iterations < maxIterations)
   }
 
   private func dot(_ a: [Double], _ b: [Double]) -> Double {

@@ -13,6 +13,9 @@ public struct LogisticRegression: Sendable {
   public var weights: [Float]
   public var bias: [Float]
   public var iterations = 0
+  /// Whether the last fit converged before its iteration limit, and its largest gradient component.
+  public var converged = true
+  public var gradientMax = 0.0
   /// Fixed row chunks of the loss (threads take whole chunks).
   static let chunks = 16
 
@@ -103,6 +106,8 @@ public struct LogisticRegression: Sendable {
     weights = result.x[0..<(D * K)].map(Float.init)
     bias = result.x[(D * K)...].map(Float.init)
     iterations = result.iterations
+    converged = result.converged
+    gradientMax = result.gradientMax
   }
 
   /// Class probabilities (N, K) for the rows.

@@ -99,12 +99,55 @@ import Testing
     let train = all.rows(idx.filter { $0 % 3 == 0 }), val = all.rows(idx.filter { $0 % 3 == 1 }), test = all.rows(idx.filter { $0 % 3 == 2 })
     let r = LinearProbe.evaluate("toy", train: train, val: val, test: test)
     #expect(r.testAccuracy > 0.8, "\(r)")  // chance is 0.25
-    #expect(r.grid.count == LinearProbe.defaultGrid.count)
+    #expect(LinearProbe.defaultGrid.allSatisfy { r.grid[String($0)] != nil }, "\(r.grid)")
+    #expect(r.converged == true, "\(r)")
     // noise-only features stay near chance
     let noise = Self.blobs(perClass: 150, classes: 4, width: 32, signal: 0, separation: 0, seed: 10)
     let n = LinearProbe.evaluate("noise", train: noise.rows(idx.filter { $0 % 3 == 0 }), val: noise.rows(idx.filter { $0 % 3 == 1 }),
                                  test: noise.rows(idx.filter { $0 % 3 == 2 }))
     #expect(n.testAccuracy < 0.4, "\(n)")
+  }
+
+  @Test func theL2LadderRunsOneThreeTenToTheLimits() {
+    var weaker: [Double] = []
+    var l2: Double? = 1e-6
+    while let x = l2 { l2 = LinearProbe.beyond(x, weaker: true); if let l2 { weaker.append(l2) } }
+    #expect(weaker == [3e-7, 1e-7, 3e-8, 1e-8, 3e-9, 1e-9, 0])
+    var stronger: [Double] = []
+    l2 = 1e-1
+    while let x = l2 { l2 = LinearProbe.beyond(x, weaker: false); if let l2 { stronger.append(l2) } }
+    #expect(stronger == [3e-1, 1, 3, 10])
+    #expect(LinearProbe.beyond(3e-3, weaker: true) == 1e-3 && LinearProbe.beyond(3e-3, weaker: false) == 1e-2)
+  }
+
+  @Test func theGridGrowsOnlyPastTheEndTheBestSitsAt() {
+    let grid = [1e-2, 1e-3, 1e-4]
+    #expect(LinearProbe.nextStrength(tried: grid, best: 1e-3) == nil)
+    #expect(LinearProbe.nextStrength(tried: grid, best: 1e-4).map { "\($0.0) \($0.weaker)" } == "3e-05 true")
+    #expect(LinearProbe.nextStrength(tried: grid, best: 1e-2).map { "\($0.0) \($0.weaker)" } == "0.03 false")
+    #expect(LinearProbe.nextStrength(tried: [1e-9, 0], best: 0) == nil)
+    #expect(LinearProbe.nextStrength(tried: [10, 3], best: 10) == nil)
+  }
+
+  /// Two features that share a large noise, the class in their difference: a strong penalty
+  /// keeps only the class means (in the first feature, drowned by the noise) and guesses; a
+  /// grid of strong strengths alone must grow weaker until the choice is inside it.
+  @Test func aGridOfStrengthsTooStrongGrowsWeakerUntilTheChoiceIsInside() {
+    var rng = SeededRandom(seed: 4)
+    func set(_ n: Int) -> FeatureSet {
+      var values: [Float] = [], labels: [Int] = []
+      for i in 0..<n {
+        let y = i % 2, noise = Float(rng.normal() * 5)
+        values += [Float(y * 2 - 1) * 0.5 + noise, noise]
+        labels.append(y)
+      }
+      return FeatureSet(width: 2, values: values, labels: labels)
+    }
+    let r = LinearProbe.evaluate("shared-noise", train: set(400), val: set(200), test: set(200), grid: [1, 0.3])
+    let tried = r.grid.keys.compactMap(Double.init).sorted()
+    #expect(r.l2 < 0.3 && (r.l2 == 0 || tried.first! < r.l2), "\(r.grid)")
+    #expect((r.grid[String(1.0)] ?? 1) < 0.8 && r.testAccuracy > 0.95, "\(r)")
+    #expect(r.converged == true)
   }
 
   @Test func lowDataPicksNPerClassDeterministically() {
