@@ -19,6 +19,9 @@ public struct RunConfig: Codable, Equatable, Sendable {
   public struct Data: Codable, Equatable, Sendable {
     /// Token store directory (igpt prepare --out).
     public var store = ""
+    /// Pretraining augmentation of the train images (nil: none; omitted from hashes then, so
+    /// runs without it keep their identity).
+    public var augment: Augmentation?
   }
 
   public struct Train: Codable, Equatable, Sendable {
@@ -203,8 +206,14 @@ public struct RunConfig: Codable, Equatable, Sendable {
       }
     }
     if let d = try r.section(top, "data") {
-      try r.onlyKeys(d, ["store"], at: "data")
+      try r.onlyKeys(d, ["store", "augment"], at: "data")
       c.data.store = try r.string(d, "store", at: "data") ?? c.data.store
+      if let a = try r.section(d, "augment", at: "data") {
+        try r.onlyKeys(a, ["translate", "flip"], at: "data.augment")
+        let augment = Augmentation(translate: try r.int(a, "translate", at: "data.augment") ?? 0,
+                                   flip: try r.bool(a, "flip", at: "data.augment") ?? false)
+        c.data.augment = augment == Augmentation() ? nil : augment
+      }
     }
     if let t = try r.section(top, "train") {
       try r.onlyKeys(t, ["steps", "batch", "microbatch", "lr", "warmup", "weight_decay", "beta1", "beta2",
@@ -409,6 +418,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
     try check((probes.labelsPerClass ?? 1) >= 1, "probes.labels_per_class", "must be at least 1")
     try check(probes.concat >= 0, "probes.concat", "must be at least 0 (0 = off)")
     try check(probes.masks >= 1 && probes.masks <= 16, "probes.masks", "must be in 1...16")
+    try check((0...8).contains(data.augment?.translate ?? 0), "data.augment.translate", "must be in 0...8 pixels (got \(data.augment?.translate ?? 0))")
     try check(checkpoint.keep >= 1, "checkpoint.keep", "must be at least 1 (got \(checkpoint.keep))")
   }
 
@@ -437,10 +447,11 @@ public struct RunConfig: Codable, Equatable, Sendable {
         throw ConfigError("\(file): unknown key '\(full)' (allowed: \(allowed.sorted().joined(separator: ", ")))")
       }
     }
-    public func section(_ d: [String: Any], _ key: String) throws -> [String: Any]? {
+    public func section(_ d: [String: Any], _ key: String, at path: String = "") throws -> [String: Any]? {
       guard let v = d[key] else { return nil }
       if v is NSNull { return nil }
-      guard let m = v as? [String: Any] else { throw ConfigError("\(file): \(key) must be a mapping") }
+      let full = path.isEmpty ? key : "\(path).\(key)"
+      guard let m = v as? [String: Any] else { throw ConfigError("\(file): \(full) must be a mapping") }
       return m
     }
     public func int(_ d: [String: Any], _ key: String, at path: String) throws -> Int? {

@@ -18,6 +18,8 @@ public final class Trainer {
   /// Completed steps.
   public private(set) var step: Int
   private var order: DataOrder
+  /// The train images' augmentation and the token a shift uncovers (nil: none).
+  private let augmentation: (Augmentation, fill: Int32, side: Int)?
   public var lastLoss: Double?
   public var lastValLoss: Double?
   /// The run's numerics, recorded in every checkpoint (set by the command that runs it).
@@ -58,6 +60,21 @@ public final class Trainer {
     model.recomputeActivations = config.train.recompute
     schedule = LearningRateSchedule(peak: config.train.lr, warmup: config.train.warmup, steps: config.train.steps)
     order = DataOrder(count: train.count, seed: config.train.seed)
+    augmentation = try Self.augmentation(config.data.augment, store: store)
+  }
+
+  /// The augmentation a run applies to its train images, checked against the store's layout.
+  static func augmentation(_ a: Augmentation?, store: TokenStore) throws -> (Augmentation, fill: Int32, side: Int)? {
+    guard let a, a.isActive else { return nil }
+    guard let palette = store.palette else {
+      throw ConfigError("data.augment needs a palette store: \(store.path) holds VQ-VAE codes, which do not shift or mirror as pixels do")
+    }
+    let side = store.manifest.resolution
+    guard side * side == store.manifest.sequenceLength else {
+      throw ConfigError("data.augment: \(store.path) has \(store.manifest.sequenceLength) tokens per image, not a \(side) x \(side) grid")
+    }
+    guard a.translate < side else { throw ConfigError("data.augment.translate (\(a.translate)) must be below the image side (\(side))") }
+    return (a, Augmentation.fillToken(colors: palette.colors, channels: palette.channels), side)
   }
 
   public var microbatchesPerStep: Int { config.train.batch / config.train.microbatch }
@@ -73,8 +90,18 @@ public final class Trainer {
   public func microbatch(step s: Int, micro: Int) throws -> Microbatch {
     let t = config.train
     let indices = order.microbatch(step: s, micro: micro, batch: t.batch, microbatch: t.microbatch)
-    return try Microbatch.load(indices, from: train, objective: model.config.objective,
-                               maskSeed: Microbatch.maskSeed(seed: t.seed, step: s, micro: micro))
+    var mb = try Microbatch.load(indices, from: train, objective: model.config.objective,
+                                 maskSeed: Microbatch.maskSeed(seed: t.seed, step: s, micro: micro))
+    if let (a, fill, side) = augmentation {
+      // each image's draw from its position in the data order (DataOrder.microbatch's start)
+      let first = s * t.batch + micro * t.microbatch
+      mb.tokens.withUnsafeMutableBufferPointer { tk in
+        for i in 0..<mb.count {
+          Augmentation.apply(a.draw(seed: t.seed, position: first + i), to: tk.baseAddress! + i * mb.length, side: side, fill: fill)
+        }
+      }
+    }
+    return mb
   }
 
   /// Applies the summed gradient of the current step (in `optimizer.gradient`) and advances.

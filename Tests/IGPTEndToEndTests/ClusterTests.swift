@@ -19,7 +19,8 @@ import Testing
 
   /// An 8x8, 4-colour store, a config with 4 microbatches per step and fast heartbeats, and
   /// the single-host reference run.
-  static func setUp(_ name: String, steps: Int = steps, clip: Double = 1) throws -> Setup {
+  /// `augment`: with data.augment on (shifts and mirrors drawn per image).
+  static func setUp(_ name: String, steps: Int = steps, clip: Double = 1, augment: Bool = false) throws -> Setup {
     let src = Fixtures.directory("cluster-src")
     Fixtures.folderDataset(at: src + "/train", classes: ["a", "b"], perClass: 24, side: 8)
     Fixtures.folderDataset(at: src + "/test", classes: ["a", "b"], perClass: 4, side: 8)
@@ -30,7 +31,7 @@ import Testing
     let config = dir + "/run.yaml"
     try """
       model: {layers: 2, embd: 32, heads: 2, objective: ar}
-      data: {store: \(store)}
+      data: {store: \(store)\(augment ? ", augment: {translate: 2, flip: true}" : "")}
       train: {steps: \(steps), batch: 8, microbatch: 2, lr: 0.01, warmup: 5, clip: \(clip), seed: 3, threads: 1, log_every: 1, val_every: 40, val_images: 6}
       checkpoint: {every: 20, keep: 10}
       cluster: {heartbeat_interval: 0.2, heartbeat_misses: 5, task_timeout: 10}
@@ -89,8 +90,9 @@ import Testing
   }
 
   @Test func aWorkerKilledAndAnotherJoiningDoNotChangeTheModel() throws {
-    // A longer run, so the kill and the join both land well inside it.
-    let s = try Self.setUp("cluster-kill", steps: 600)
+    // A longer run, so the kill and the join both land well inside it; with augmentation, whose
+    // draws the coordinator makes per image, so no worker can change them
+    let s = try Self.setUp("cluster-kill", steps: 600, augment: true)
     let c = try coordinator(s, run: "k", port: 5721)
     let ws = try (1...3).map { try worker(s, port: 5721, name: "k\($0)") }
     #expect(ClusterProcess.waitFor(timeout: 60) { ClusterProcess.loggedStep(runDir: s.dir + "/k") >= 30 })

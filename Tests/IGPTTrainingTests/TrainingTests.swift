@@ -45,6 +45,11 @@ import Testing
       ("checkpoint: {keep: 0}", "checkpoint.keep"),
       ("train: [1, 2]", "train"),
       ("train: {seed: -1}", "train.seed"),
+      ("data: {augment: {translate: 9}}", "data.augment.translate"),
+      ("data: {augment: {translate: -1}}", "data.augment.translate"),
+      ("data: {augment: {rotate: 10}}", "data.augment.rotate"),
+      ("data: {augment: {flip: 1}}", "data.augment.flip"),
+      ("data: {augment: 2}", "data.augment"),
     ]
     for (yaml, key) in cases {
       #expect { try RunConfig.parse(yaml, name: "c.yaml") } throws: { e in
