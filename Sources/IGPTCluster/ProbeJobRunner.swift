@@ -95,15 +95,7 @@ final class ProbeJobRunner {
         $0.featureSeconds = run.featureSeconds
       }
       let job = queue.jobs.first { $0.id == run.jobId }!
-      if let data = try? JSONEncoder().encode(job), let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] {
-        results.append(object)
-      }
-      var accuracies: [String: Double] = [:]
-      for r in fitted {
-        accuracies["probe/\(r.features)/test_accuracy"] = r.testAccuracy
-        accuracies["probe/\(r.features)/val_accuracy"] = r.valAccuracy
-      }
-      tensorboard?.scalars(step: run.step, accuracies)
+      job.record(in: results, tensorboard: tensorboard)
       events.record("probe_done", ["job": run.jobId, "step": run.step, "best_layer": best?.features ?? "", "test_accuracy": best?.testAccuracy ?? 0,
                                    "feature_s": run.featureSeconds], line: job.summary)
     case .failure(let error):

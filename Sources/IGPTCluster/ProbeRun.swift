@@ -66,13 +66,7 @@ final class ProbeRun {
     passes = bert ? max(1, job.request.masks) : 1
     var labels: [[Int]] = []
     var chosen: [[Int]] = []
-    for (s, name) in Self.splitNames.enumerated() {
-      guard store.manifest.splits[name] != nil else { throw ProbeError("the token store has no \(name) split") }
-      let split = try store.split(name)
-      var idx = Array(0..<min(split.count, s == 0 ? job.request.trainImages : job.request.evalImages))
-      if s == 0, let n = job.request.labelsPerClass {
-        idx = LinearProbe.labelsPerClass(try idx.map { Int(try split.label($0)) }, perClass: n, seed: job.request.seed)
-      }
+    for (s, (split, idx)) in try Self.images(job.request, store: store).enumerated() {
       chosen.append(idx)
       labels.append(try idx.map { Int(try split.label($0)) })
       tasks += try Self.featureTasks(split, splitIndex: s, images: idx, passes: passes, bert: bert, seed: job.request.seed, step: step,
@@ -90,6 +84,20 @@ final class ProbeRun {
       pixels = ProbeSweep.Splits(train: try set(0), val: try set(1), test: try set(2), input: FeatureExtractor.pixelsInput(store))
     } else {
       pixels = nil
+    }
+  }
+
+  /// The images a job reads from train, val and test (in `splitNames` order): the first
+  /// trainImages (or a seeded few per class of them) and the first evalImages of the others.
+  static func images(_ request: ProbeJob.Request, store: TokenStore) throws -> [(TokenSplit, [Int])] {
+    try splitNames.enumerated().map { s, name in
+      guard store.manifest.splits[name] != nil else { throw ProbeError("the token store has no \(name) split") }
+      let split = try store.split(name)
+      var idx = Array(0..<min(split.count, s == 0 ? request.trainImages : request.evalImages))
+      if s == 0, let n = request.labelsPerClass {
+        idx = LinearProbe.labelsPerClass(try idx.map { Int(try split.label($0)) }, perClass: n, seed: request.seed)
+      }
+      return (split, idx)
     }
   }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import IGPTCluster
 import IGPTData
 import IGPTKernels
 import IGPTTraining
@@ -12,6 +13,8 @@ struct TrainCommand: ParsableCommand {
     abstract: "Pretrain iGPT on one host from a YAML run config.",
     discussion: """
       Writes DIR/metrics.jsonl (one JSON object per logged step and per validation) and DIR/checkpoints/step-NNNNNNNN/ (model.safetensors in Hugging Face ImageGPT layout, optimizer.safetensors, state.json). SIGINT or SIGTERM stops after the current step and writes a checkpoint; --resume continues bit for bit from the newest intact checkpoint.
+
+      With probes.every N in the config, the parameters of every N-th step are checkpointed and then probed here (the config's probes section: layers, images, concat, raw pixels), between training steps; results go to DIR/probes.jsonl and TensorBoard as a coordinator's probe jobs do, and a probe a stop interrupted runs again on --resume. data.augment {translate: K, flip: true} shifts train images by up to K pixels and mirrors half of them, drawn per image from the seed and its place in the data order.
 
       Example: igpt train --config configs/fashion-mnist-tiny.yaml --run runs/tiny
       """)
@@ -36,11 +39,15 @@ struct TrainCommand: ParsableCommand {
     let opening = run.openingLines
     logLine("igpt train: \(opening[0]); \(Parallel.threads) threads, BLAS \(BLAS.coreName)")
     for line in opening.dropFirst() { logLine(line) }
+    let probes = try LocalProbes(config: c, runDir: runDir, resumingAt: trainer.step, tensorboard: run.metrics.tensorboard)
+    if let why = probes.problem(modelLayers: c.model.layers) { throw CleanError("probes: \(why)") }
+    let progress = TrainingProgress(total: end, startStep: trainer.step, tokensPerStep: trainer.tokensPerStep)
+    // a probe the last invocation stopped in (its step was checkpointed first)
+    if probes.due(afterStep: trainer.step) { try probe(probes, run, progress) }
     if run.isFinished {
       logLine("already at step \(trainer.step) of \(end): nothing to do")
       return
     }
-    let progress = TrainingProgress(total: end, startStep: trainer.step, tokensPerStep: trainer.tokensPerStep)
     while !run.isFinished {
       let r = try trainer.trainStep()
       let s = trainer.step
@@ -49,11 +56,13 @@ struct TrainCommand: ParsableCommand {
       if run.validationDue(afterStep: s), let v = try trainer.validationLoss() { progress.note(run.recordValidation(v)) }
       let stopping = StopSignal.received != 0
       if stopping { StopSignal.acknowledge() }
-      if run.checkpointDue(afterStep: s, stopping: stopping) { progress.note(try run.checkpoint()) }
+      let probing = !stopping && probes.due(afterStep: s)
+      if run.checkpointDue(afterStep: s, stopping: stopping || probing) { progress.note(try run.checkpoint()) }
       if stopping {
         progress.note("stopped by \(StopSignal.name) at step \(s); continue with --resume")
         return
       }
+      if probing { try probe(probes, run, progress) }
     }
     progress.finish()
     let v = trainer.lastValLoss.map { String(format: ", val loss %.4f", $0) } ?? ""
@@ -61,6 +70,19 @@ struct TrainCommand: ParsableCommand {
                  (runDir as NSString).appendingPathComponent("checkpoints")))
   }
 
+
+  /// The scheduled probe of the current step's parameters (`probes.every`), its step already
+  /// checkpointed: a stop during it loses nothing, and --resume probes that step again.
+  func probe(_ probes: LocalProbes, _ run: TrainingRun, _ progress: TrainingProgress) throws {
+    let s = run.step
+    progress.note("probe of step \(s): layers \(probes.request.layers), \(probes.request.trainImages) train images")
+    let line = ProgressLine()
+    let summary = try probes.run(step: s, model: run.trainer.model, store: run.trainer.store) { done, total in
+      line.update("probe features", done, total)
+    }
+    line.finish()
+    progress.note(summary)
+  }
 }
 
 /// Prints to stderr.

@@ -5,7 +5,7 @@ import Testing
 /// `igpt train`, `eval`, `sample` and `complete` as real processes on a small generated store.
 @Suite(.serialized) struct TrainCommandTests {
   /// A patterned folder dataset prepared at 4x4 with 4 colours, and a config file for it.
-  static func setUp(steps: Int = 8) throws -> (store: String, config: String) {
+  static func setUp(steps: Int = 8, extra: String = "", data: String = "") throws -> (store: String, config: String) {
     let src = Fixtures.directory("e2etrain")
     Fixtures.folderDataset(at: src + "/train", classes: ["a", "b"], perClass: 24, side: 8)
     Fixtures.folderDataset(at: src + "/test", classes: ["a", "b"], perClass: 4, side: 8)
@@ -13,19 +13,20 @@ import Testing
     let store = base + "/store"
     let r = try IGPTBinary.run(["prepare", "--dataset", src, "--resolution", "4", "--palette", "4", "--out", store])
     guard r.status == 0 else { throw CocoaError(.fileWriteUnknown) }
-    let config = base + "/run.yaml"
+    let config = base + (extra + data == "" ? "/run.yaml" : "/run-\(UUID().uuidString.prefix(8)).yaml")
     try """
       model: {layers: 2, embd: 16, heads: 2, objective: ar}
-      data: {store: \(store)}
+      data: {store: \(store)\(data)}
       train: {steps: \(steps), batch: 8, microbatch: 4, lr: 0.01, warmup: 2, seed: 1, log_every: 1, val_every: 4, val_images: 8}
       checkpoint: {every: 100, keep: 3}
+      \(extra)
       """.write(toFile: config, atomically: true, encoding: .utf8)
     return (store, config)
   }
 
-  @Test func stopAndResumeGiveTheSameBytesAsOneRun() throws {
-    let (_, config) = try Self.setUp()
-    let dir = Fixtures.directory("e2eresume")
+  @Test(arguments: [false, true]) func stopAndResumeGiveTheSameBytesAsOneRun(augmented: Bool) throws {
+    let (_, config) = try Self.setUp(data: augmented ? ", augment: {translate: 1, flip: true}" : "")
+    let dir = Fixtures.directory("e2eresume\(augmented)")
     let a = try IGPTBinary.run(["train", "--config", config, "--run", dir + "/a"])
     #expect(a.status == 0, "\(a.stderr)")
     let b1 = try IGPTBinary.run(["train", "--config", config, "--run", dir + "/b", "--stop-at", "4"])
@@ -119,6 +120,58 @@ import Testing
     let c = try IGPTBinary.run(["complete", "--checkpoint", dir, "--split", "test", "--count", "4", "--out", dir + "/c.png", "--data", store])
     #expect(c.status == 0, "\(c.stderr)")
     #expect(FileManager.default.contents(atPath: dir + "/c.png")?.prefix(4) == Data([0x89, 0x50, 0x4E, 0x47]))
+  }
+
+  /// probes.every in `igpt train`: probes of the parameters of every N-th step, recorded as a
+  /// coordinator records its jobs, the same after a stop and resume, and the same as `probe run`.
+  @Test func scheduledProbesRunInTrainAndResumeExactly() throws {
+    let (_, config) = try Self.setUp(extra: "probes: {every: 4, layers: all, train_images: 1000, eval_images: 1000, raw_pixels: true}")
+    let dir = Fixtures.directory("e2eprobes")
+    let a = try IGPTBinary.run(["train", "--config", config, "--run", dir + "/a"])
+    #expect(a.status == 0 && a.stderr.contains("probe of step 4"), "\(a.stderr)")
+    func jobs(_ run: String) -> [[String: Any]] {
+      ((try? String(contentsOfFile: dir + "/" + run + "/probes.jsonl", encoding: .utf8)) ?? "").split(separator: "\n")
+        .compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+    }
+    /// Each job's step and, per result, everything but the timings.
+    func outcome(_ run: String) -> [String] {
+      jobs(run).map { j in
+        let results = (j["results"] as? [[String: Any]] ?? []).map { r in
+          ["features", "l2", "trainAccuracy", "valAccuracy", "testAccuracy"].map { "\(r[$0] ?? "nil")" }.joined(separator: " ")
+            + " " + ((r["grid"] as? [String: Double]) ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+        }
+        return "\(j["step"] ?? "nil") \(j["state"] ?? "nil") \(j["origin"] ?? "nil"): " + results.joined(separator: "; ")
+      }
+    }
+    let ja = jobs("a")
+    #expect(ja.compactMap { $0["step"] as? Int } == [4, 8], "\(ja)")
+    for j in ja {
+      let features = (j["results"] as? [[String: Any]] ?? []).compactMap { $0["features"] as? String }
+      #expect(features == ["0", "1", "2", "pixels"] && j["state"] as? String == "done" && j["bestLayer"] != nil, "\(j)")
+    }
+    // the probed step was checkpointed before its probe
+    #expect(FileManager.default.fileExists(atPath: dir + "/a/checkpoints/step-00000004/model.safetensors"))
+    // stopped at 4, resumed: the same records; a probe the process died in runs again on resume
+    let b1 = try IGPTBinary.run(["train", "--config", config, "--run", dir + "/b", "--stop-at", "4"])
+    #expect(b1.status == 0 && jobs("b").count == 1, "\(b1.stderr)")
+    let b2 = try IGPTBinary.run(["train", "--config", config, "--run", dir + "/b", "--resume"])
+    #expect(b2.status == 0, "\(b2.stderr)")
+    #expect(outcome("b") == outcome("a") && outcome("a").count == 2, "\(outcome("a"))\n\(outcome("b"))")
+    let text = try String(contentsOfFile: dir + "/b/probes.jsonl", encoding: .utf8)
+    try String(text.split(separator: "\n")[0] + "\n").write(toFile: dir + "/b/probes.jsonl", atomically: true, encoding: .utf8)
+    let b3 = try IGPTBinary.run(["train", "--config", config, "--run", dir + "/b", "--resume"])
+    #expect(b3.status == 0 && b3.stderr.contains("probe of step 8") && outcome("b") == outcome("a"), "\(b3.stderr)")
+    // `probe run` on the step-4 checkpoint gives the scheduled probe's numbers
+    let p = try IGPTBinary.run(["probe", "run", "--checkpoint", dir + "/a/checkpoints/step-00000004", "--layers", "all", "--raw-pixels",
+                                "--out", dir + "/p4.json"])
+    #expect(p.status == 0, "\(p.stderr)")
+    let offline = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/p4.json"))) as? [String: Any])
+    let scheduled = (ja.first?["results"] as? [[String: Any]]) ?? []
+    let mine = (offline["results"] as? [[String: Any]]) ?? []
+    #expect(mine.count == scheduled.count)
+    for (x, y) in zip(mine, scheduled) {
+      for key in ["features", "l2", "trainAccuracy", "valAccuracy", "testAccuracy"] { #expect("\(x[key] ?? "")" == "\(y[key] ?? "")", "\(key)") }
+    }
   }
 
   @Test func configErrorsAreOneLine() throws {
