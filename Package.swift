@@ -98,7 +98,7 @@ let package = Package(
     .testTarget(name: "IGPTProbeTests", dependencies: ["IGPTProbe", "IGPTModel", "IGPTKernels"]),
     .testTarget(
       name: "IGPTClusterTests",
-      dependencies: ["IGPTCluster", "CChecksum", "IGPTTraining", "IGPTData", "IGPTModel", "IGPTKernels", "IGPTTestSupport", "IGPTFuzzHarness"]),
+      dependencies: ["IGPTCluster", "CChecksum", "IGPTTraining", "IGPTProbe", "IGPTData", "IGPTModel", "IGPTKernels", "IGPTTestSupport", "IGPTFuzzHarness"]),
     // The parsers `make fuzz` feeds (Tests/Fuzz), also replayed on every kept crash input by the tests.
     .target(name: "IGPTFuzzHarness", dependencies: ["IGPTCluster", "IGPTData", "IGPTModel", "IGPTTraining", "IGPTVQVAE"], path: "Tests/FuzzHarness"),
     .testTarget(

@@ -66,7 +66,7 @@ public final class LocalProbes {
     let results = ProbeSweep.run(
       layers: layers, modelLayers: model.config.layers,
       layer: { ProbeSweep.Splits(train: features[0][$0], val: features[1][$0], test: features[2][$0]) },
-      concat: request.concat, pixels: pixels)
+      concat: request.concat, pixels: pixels, maxIterations: request.maxIterations)
     let job = ProbeJob(id: nextId, state: .done, request: request, origin: "schedule", submittedAtStep: step, step: step,
                        results: results, bestLayer: ProbeSweep.bestLayer(results)?.features, error: nil, featureSeconds: featureSeconds)
     job.record(in: log, tensorboard: tensorboard)

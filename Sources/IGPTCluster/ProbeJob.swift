@@ -23,10 +23,13 @@ public struct ProbeJob: Codable, Sendable {
     public var masks = 1
     /// Seed of the low-data selection and the BERT masks: the same as `igpt probe run --seed`.
     public var seed: UInt64 = 0
+    /// L-BFGS iterations per L2 strength.
+    public var maxIterations = LinearProbe.defaultMaxIterations
 
     public init(layers: String, trainImages: Int, evalImages: Int, labelsPerClass: Int? = nil, concat: Int = 0,
-                rawPixels: Bool = false, masks: Int = 1, seed: UInt64 = 0) {
+                rawPixels: Bool = false, masks: Int = 1, seed: UInt64 = 0, maxIterations: Int = LinearProbe.defaultMaxIterations) {
       self.seed = seed
+      self.maxIterations = maxIterations
       self.layers = layers
       self.trainImages = trainImages
       self.evalImages = evalImages
@@ -41,7 +44,7 @@ public struct ProbeJob: Codable, Sendable {
       self.init(layers: s?.layers ?? p.layers, trainImages: s?.trainImages ?? p.trainImages,
                 evalImages: s?.evalImages ?? p.evalImages, labelsPerClass: s?.labelsPerClass ?? p.labelsPerClass,
                 concat: s?.concat ?? p.concat, rawPixels: s?.rawPixels ?? p.rawPixels, masks: s?.masks ?? p.masks,
-                seed: s?.seed ?? p.seed)
+                seed: s?.seed ?? p.seed, maxIterations: p.maxIterations)
     }
 
     /// Jobs saved before the newer options existed read with their defaults.
@@ -55,6 +58,7 @@ public struct ProbeJob: Codable, Sendable {
       rawPixels = try c.decodeIfPresent(Bool.self, forKey: .rawPixels) ?? false
       masks = try c.decodeIfPresent(Int.self, forKey: .masks) ?? 1
       seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? 0
+      maxIterations = try c.decodeIfPresent(Int.self, forKey: .maxIterations) ?? LinearProbe.defaultMaxIterations
     }
 
     /// Why this request cannot run on a model of `modelLayers` layers, or nil.
@@ -63,6 +67,7 @@ public struct ProbeJob: Codable, Sendable {
       if trainImages < 10 || evalImages < 10 { return "probes need at least 10 train and 10 eval images" }
       if let n = labelsPerClass, n < 1 { return "labels per class must be at least 1" }
       if concat < 0 || concat > modelLayers + 1 { return "concat must be in 0...\(modelLayers + 1)" }
+      if maxIterations < 1 { return "max iterations must be at least 1" }
       if masks < 1 || masks > 16 { return "masks must be in 1...16 (the coordinator keeps each mask's features until the job ends)" }
       return nil
     }

@@ -163,7 +163,7 @@ final class ProbeRun {
       func set(_ l: Int, _ s: Int) -> FeatureSet { FeatureSet(width: width, values: averaged[s][l], labels: labels[s]) }
       let results = ProbeSweep.run(
         layers: layers, modelLayers: modelLayers, layer: { ProbeSweep.Splits(train: set($0, 0), val: set($0, 1), test: set($0, 2)) },
-        concat: request.concat, pixels: pixels)
+        concat: request.concat, pixels: pixels, maxIterations: request.maxIterations)
       lock.withLock { outcome = .success(results) }
     }
   }

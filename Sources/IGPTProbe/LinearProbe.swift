@@ -12,6 +12,8 @@ public enum LinearProbe {
   /// How far the grid grows: below `weakestL2` comes 0 (no penalty), above `strongestL2` nothing.
   public static let weakestL2 = 1e-9
   public static let strongestL2 = 10.0
+  /// L-BFGS iterations allowed per strength (each warm-started from the fit before it).
+  public static let defaultMaxIterations = 300
 
   public struct Result: Codable, Sendable {
     /// "3", "2+3+4" (concatenated layers) or "pixels".
@@ -57,7 +59,7 @@ public enum LinearProbe {
   }
 
   public static func evaluate(_ name: String, train: FeatureSet, val: FeatureSet, test: FeatureSet,
-                              grid: [Double] = defaultGrid, maxIterations: Int = 300) -> Result {
+                              grid: [Double] = defaultGrid, maxIterations: Int = defaultMaxIterations) -> Result {
     let start = Date()
     let (mean, std) = train.moments()
     let tr = train.standardized(mean: mean, std: std)

@@ -22,11 +22,11 @@ public enum ProbeSweep {
   /// features of layer l (0...modelLayers).
   public static func run(
     layers: [Int], modelLayers: Int, layer: (Int) -> Splits, concat: Int = 0, pixels: Splits? = nil,
-    fitted: (LinearProbe.Result) -> Void = { _ in }
+    maxIterations: Int = LinearProbe.defaultMaxIterations, fitted: (LinearProbe.Result) -> Void = { _ in }
   ) -> [LinearProbe.Result] {
     var results: [LinearProbe.Result] = []
     func probe(_ name: String, _ s: Splits) {
-      var r = LinearProbe.evaluate(name, train: s.train, val: s.val, test: s.test)
+      var r = LinearProbe.evaluate(name, train: s.train, val: s.val, test: s.test, maxIterations: maxIterations)
       r.input = s.input
       fitted(r)
       results.append(r)

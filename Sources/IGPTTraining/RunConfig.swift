@@ -124,6 +124,8 @@ public struct RunConfig: Codable, Equatable, Sendable {
     public var masks = 1
     /// Seed of the low-data selection and the BERT masks (`igpt probe run --seed` draws the same).
     public var seed: UInt64 = 0
+    /// L-BFGS iterations per L2 strength (`igpt probe run --max-iterations`; LinearProbe.defaultMaxIterations).
+    public var maxIterations = 300
 
     public init() {}
 
@@ -139,6 +141,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
       rawPixels = try c.decodeIfPresent(Bool.self, forKey: .rawPixels) ?? rawPixels
       masks = try c.decodeIfPresent(Int.self, forKey: .masks) ?? masks
       seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? seed
+      maxIterations = try c.decodeIfPresent(Int.self, forKey: .maxIterations) ?? maxIterations
     }
   }
 
@@ -272,7 +275,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
     }
     if let k = try r.section(top, "probes") {
       try r.onlyKeys(k, ["every", "layers", "train_images", "eval_images", "share", "labels_per_class", "concat",
-                         "raw_pixels", "masks", "seed"], at: "probes")
+                         "raw_pixels", "masks", "seed", "max_iterations"], at: "probes")
       c.probes.every = try r.int(k, "every", at: "probes") ?? c.probes.every
       if let l = k["layers"] { c.probes.layers = "\(l)" }
       c.probes.trainImages = try r.int(k, "train_images", at: "probes") ?? c.probes.trainImages
@@ -282,6 +285,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
       c.probes.concat = try r.int(k, "concat", at: "probes") ?? c.probes.concat
       c.probes.rawPixels = try r.bool(k, "raw_pixels", at: "probes") ?? c.probes.rawPixels
       c.probes.masks = try r.int(k, "masks", at: "probes") ?? c.probes.masks
+      c.probes.maxIterations = try r.int(k, "max_iterations", at: "probes") ?? c.probes.maxIterations
       if let seed = try r.int(k, "seed", at: "probes") {
         guard seed >= 0 else { throw ConfigError("\(name): probes.seed must be at least 0 (got \(seed))") }
         c.probes.seed = UInt64(seed)
@@ -418,6 +422,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
     try check((probes.labelsPerClass ?? 1) >= 1, "probes.labels_per_class", "must be at least 1")
     try check(probes.concat >= 0, "probes.concat", "must be at least 0 (0 = off)")
     try check(probes.masks >= 1 && probes.masks <= 16, "probes.masks", "must be in 1...16")
+    try check(probes.maxIterations >= 1, "probes.max_iterations", "must be at least 1")
     try check((0...8).contains(data.augment?.translate ?? 0), "data.augment.translate", "must be in 0...8 pixels (got \(data.augment?.translate ?? 0))")
     try check(checkpoint.keep >= 1, "checkpoint.keep", "must be at least 1 (got \(checkpoint.keep))")
   }

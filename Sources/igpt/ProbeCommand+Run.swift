@@ -29,6 +29,8 @@ extension ProbeCommand {
     @Option(help: "Images per forward pass.") var batch = 64
     @Option(help: "BERT models: average features over this many random masks.") var masks = 1
     @Option(help: "Seed (low-data sampling, BERT masks).") var seed: UInt64 = 0
+    @Option(name: .customLong("max-iterations"), help: "L-BFGS iterations per L2 strength (each result says whether it converged within them).")
+    var maxIterations = LinearProbe.defaultMaxIterations
     @Option(help: "Threads (default: all cores).") var threads: Int?
     @OptionGroup var memory: MemoryOption
     @Option(help: "Write the results as JSON here.") var out: String?
@@ -88,6 +90,7 @@ extension ProbeCommand {
       if concat < 0 { throw ValidationError("--concat must be at least 0") }
       if let limit, limit < 10 { throw ValidationError("--limit must be at least 10 images") }
       if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+      if maxIterations < 1 { throw ValidationError("--max-iterations must be at least 1") }
       if checkpoint == nil && !(rawPixels && data != nil) {
         throw ValidationError("give --checkpoint (or --raw-pixels --data STORE for the pixel baseline alone)")
       }
@@ -179,7 +182,7 @@ extension ProbeCommand {
       let results = ProbeSweep.run(
         layers: chosen, modelLayers: model.config.layers,
         layer: { ProbeSweep.Splits(train: feats["train"]![$0], val: feats["val"]![$0], test: feats[split]![$0]) },
-        concat: concat, pixels: rawPixels ? try pixels(store, sel) : nil, fitted: logFitted)
+        concat: concat, pixels: rawPixels ? try pixels(store, sel) : nil, maxIterations: maxIterations, fitted: logFitted)
       try report(results, checkpoint: resolved.description, store: store, selection: sel, tokensPerSecond: tokensPerSecond)
     }
 
@@ -189,13 +192,14 @@ extension ProbeCommand {
       let sel = try select(store)
       logLine("igpt probe: raw pixels of \(store.path) (\(store.manifest.sequenceLength) tokens of \(store.vocab) \(store.palette == nil ? "VQ-VAE codes, decoded" : "colours"), \(store.manifest.channels) channels); \(sel.trainIdx.count) train, \(sel.valIdx.count) val, \(sel.testIdx.count) \(split) images")
       let results = ProbeSweep.run(layers: [], modelLayers: 0, layer: { _ in fatalError("no layers") },
-                                   pixels: try pixels(store, sel), fitted: logFitted)
+                                   pixels: try pixels(store, sel), maxIterations: maxIterations, fitted: logFitted)
       try report(results, checkpoint: nil, store: store, selection: sel, tokensPerSecond: nil)
     }
 
     func logFitted(_ r: LinearProbe.Result) {
-      logLine(String(format: "  %@ width %4d  l2 %-6g  train %.4f  val %.4f  %@ %.4f  (%.1f s)", Self.pad(r.features) as NSString, r.width, r.l2,
-                     r.trainAccuracy, r.valAccuracy, split as NSString, r.testAccuracy, r.seconds))
+      let unconverged = r.converged == false ? String(format: "; L-BFGS stopped at its iteration limit, max gradient %.1e", r.gradientMax ?? .nan) : ""
+      logLine(String(format: "  %@ width %4d  l2 %-6g  train %.4f  val %.4f  %@ %.4f  (%.1f s%@)", Self.pad(r.features) as NSString, r.width, r.l2,
+                     r.trainAccuracy, r.valAccuracy, split as NSString, r.testAccuracy, r.seconds, unconverged as NSString))
     }
 
     /// Prints the table and writes --out.

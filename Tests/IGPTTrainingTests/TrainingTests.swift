@@ -50,6 +50,7 @@ import Testing
       ("data: {augment: {rotate: 10}}", "data.augment.rotate"),
       ("data: {augment: {flip: 1}}", "data.augment.flip"),
       ("data: {augment: 2}", "data.augment"),
+      ("probes: {max_iterations: 0}", "probes.max_iterations"),
     ]
     for (yaml, key) in cases {
       #expect { try RunConfig.parse(yaml, name: "c.yaml") } throws: { e in
