@@ -77,10 +77,11 @@ let package = Package(
     .target(
       name: "IGPTCluster", dependencies: ["IGPTKernels", "IGPTModel", "IGPTData", "IGPTTraining", "IGPTProbe", "IGPTVQVAE", "CZeroMQ", "CLZ4", "CChecksum"],
       swiftSettings: checkedFlags),
+    .target(name: "IGPTReport"),
     .executableTarget(
       name: "igpt",
       dependencies: [
-        "IGPTKernels", "IGPTModel", "IGPTData", "IGPTTraining", "IGPTCluster", "IGPTProbe", "IGPTVQVAE",
+        "IGPTKernels", "IGPTModel", "IGPTData", "IGPTTraining", "IGPTCluster", "IGPTProbe", "IGPTVQVAE", "IGPTReport",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: executableFlags),
@@ -94,6 +95,7 @@ let package = Package(
       name: "IGPTTrainingTests",
       dependencies: ["IGPTTraining", "IGPTData", "IGPTModel", "IGPTKernels", "IGPTTestSupport",
                      .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
+    .testTarget(name: "IGPTReportTests", dependencies: ["IGPTReport"]),
     .testTarget(name: "IGPTVQVAETests", dependencies: ["IGPTVQVAE", "IGPTKernels", "IGPTTraining"]),
     .testTarget(name: "IGPTProbeTests", dependencies: ["IGPTProbe", "IGPTModel", "IGPTKernels"]),
     .testTarget(
