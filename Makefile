@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PACKAGES := libopenblas-dev libzmq3-dev liblz4-dev libstb-dev zlib1g-dev pkg-config dataset-fashion-mnist
 SWIFT_TEST_FLAGS := -c release -Xswiftc -enable-testing
 
-.PHONY: check-targets bench-capacity fuzz setup build test test-kernels interop proto bench bench-data bench-cluster bench-torch clean oracle demo cluster-test
+.PHONY: report-check check-targets bench-capacity fuzz setup build test test-kernels interop proto bench bench-data bench-cluster bench-torch clean oracle demo cluster-test
 
 ## setup: install missing Debian packages (a no-op when all are present)
 setup:
@@ -28,7 +28,15 @@ demo: build
 	@echo "token store:  data/fmnist14 (igpt show data/fmnist14 --split test --out grid.png)"
 	@echo "run:          runs/demo (metrics.jsonl, checkpoints/, logs/ of the coordinator and both workers)"
 	@echo "samples:      runs/demo/samples.png"
+	.build/release/igpt report runs/demo
 	@echo "completions:  runs/demo/completions.png (left original, right: top half kept, bottom sampled)"
+	@echo "report:       runs/demo/report.html (open it in a browser; make report-check renders it in headless Chromium)"
+
+## report-check: render the demo run's report in headless Chromium (installs Debian's chromium once) to runs/demo/report.png; fails on console messages
+report-check:
+	@[ -f runs/demo/report.html ] || { echo "report-check: run make demo first"; exit 1; }
+	@command -v chromium >/dev/null || (SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null)
+	bash Tests/Browser/render.sh runs/demo/report.html runs/demo/report.png
 
 ## bench-capacity: the cluster's own cost with emulated workers (25M parameters, 1-16 workers, 0-2 shards; cluster/README.md "Capacity")
 bench-capacity: build
