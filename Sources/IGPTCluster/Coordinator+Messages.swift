@@ -261,7 +261,8 @@ extension Coordinator {
   func drop(_ id: Data, because why: String, event: String = "leave") {
     guard let w = members.remove(id) else { return }
     let back = scheduler.leave(id)
-    events.record(event, ["worker": w.name, "address": w.address, "why": why, "requeued": back.count, "workers": members.count],
+    events.record(event, ["worker": w.name, "address": w.address, "why": why, "requeued": back.count, "workers": members.count,
+                          "microbatches": w.microbatchesDone],
                   line: "worker \(w.label) lost: \(why); \(back.count) task(s) go to others (\(members.count) left)")
   }
 }

@@ -167,6 +167,7 @@ public final class Coordinator {
 
   /// Tells every worker and shard the run is over, answering stragglers for a moment.
   func finishRun() {
+    for id in members.ids { if let w = members[id] { events.record("finished", ["worker": w.name, "microbatches": w.microbatchesDone]) } }
     let done = Message(.done, runHash: runHash, version: version, meta: Wire.Done(step: trainer.step))
     for id in members.ids + (shards?.members.compactMap { $0?.id } ?? []) { send(done, to: id) }
     let until = Date().addingTimeInterval(min(2, interval * 2))

@@ -169,6 +169,7 @@ public struct RunReport {
                              series: [.init("in", files.series(steps, "wire_bytes_in").points), .init("out", files.series(steps, "wire_bytes_out").points)]),
                     source: "events.jsonl step lines \(steps.first!.line)-\(steps.last!.line)")
     }
+    out += microbatchesPerWorker(e)
     let notable = e.filter { ["join", "leave", "dead", "reissued", "evicted", "refused", "shard_join", "shard_lost"].contains($0.object["event"] as? String ?? "") }
     if !notable.isEmpty {
       out += "<table><tr><th>line</th><th>seconds</th><th>event</th><th>worker</th><th>detail</th></tr>"
@@ -180,6 +181,17 @@ public struct RunReport {
       out += "</table>"
     }
     return out
+  }
+
+  /// Microbatches each worker computed, from its leave/dead event or the run's end.
+  func microbatchesPerWorker(_ e: [RunFiles.Record]) -> String {
+    var done: [(String, Int, Int)] = []
+    for r in e where ["leave", "dead", "finished"].contains(r.object["event"] as? String ?? "") {
+      if let w = r.object["worker"] as? String, let n = r.int("microbatches") { done.append((w, n, r.line)) }
+    }
+    guard !done.isEmpty else { return "<p class=\"none\">microbatches per worker: not recorded (runs before they were)</p>" }
+    return "<table><tr><th>worker</th><th>microbatches</th><th>events.jsonl line</th></tr>"
+      + done.map { "<tr><td>\(SVGChart.escape($0.0))</td><td>\($0.1)</td><td>\($0.2)</td></tr>" }.joined() + "</table>"
   }
 
   // MARK: - The run

@@ -75,6 +75,13 @@ import Testing
     let solo = ClusterProcess.stepRecords(runDir: s.dir + "/one")
     #expect(solo.count == s.steps && solo.allSatisfy { $0["gradients_in"] as? Int == 1 }, "\(solo.prefix(3))")
     #expect(ClusterProcess.events(runDir: s.dir + "/one", "step").count == s.steps)
+    // its report: the step time split from every step event, the worker's microbatches at the end
+    #expect(try IGPTBinary.run(["report", s.dir + "/one"]).status == 0)
+    let html = try String(contentsOfFile: s.dir + "/one/report.html", encoding: .utf8)
+    let split = try #require(ReportTests.charts(html)["Step time split (seconds)"])
+    #expect(split.series["compute"]?.map { $0[0] } == (1...s.steps).map(Double.init))
+    let row = html.range(of: "<tr><td>solo</td><td>[0-9]+</td>", options: .regularExpression).map { String(html[$0]) } ?? ""
+    #expect((Int(row.dropFirst(21).prefix { $0.isNumber }) ?? 0) >= 4 * s.steps, "\(row)")
 
     let c3 = try coordinator(s, run: "three", port: 5712)
     let ws = try (1...3).map { try worker(s, port: 5712, name: "w\($0)") }
