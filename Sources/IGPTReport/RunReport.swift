@@ -156,8 +156,17 @@ public struct RunReport {
     let membership = e.filter { ["join", "leave", "dead"].contains($0.object["event"] as? String ?? "") && $0.double("workers") != nil }
     var out = ""
     if !membership.isEmpty {
+      // a step line: each count holds until the next join or loss, the last one to the run's last event
+      var points: [(x: Double, y: Double)] = []
+      for r in membership {
+        let t = r.double("time")! - start
+        if let last = points.last { points.append((t, last.y)) }
+        points.append((t, r.double("workers")!))
+      }
+      let end = (e.compactMap { $0.double("time") }.max() ?? start) - start
+      if let last = points.last, end > last.x { points.append((end, last.y)) }
       out += figure(SVGChart(title: "Workers connected", xLabel: "seconds since the first event", yLabel: "workers",
-                             series: [.init("workers", membership.map { ($0.double("time")! - start, $0.double("workers")!) }, dots: true)]),
+                             series: [.init("workers", points)]),
                     source: "events.jsonl join/leave/dead lines \(membership.first!.line)-\(membership.last!.line)")
     }
     let steps = e.filter { $0.object["event"] as? String == "step" }
@@ -203,7 +212,7 @@ public struct RunReport {
       let fields = ["openblasCore", "kernelCPU", "threads", "probe", "openblas"].compactMap { k in n[k].map { "\(k) \($0)" } }
       out += "<p><b>Numerics fingerprint</b>: \(SVGChart.escape(fields.joined(separator: ", ")))</p>"
     }
-    if let config = s["config"], let data = try? JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys]) {
+    if let config = s["config"], let data = try? JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]) {
       out += "<p><b>Config</b> (\(SVGChart.escape(files.statePath ?? ""))):</p><pre>\(SVGChart.escape(String(decoding: data, as: UTF8.self)))</pre>"
     }
     if !version.isEmpty { out += "<p>igpt \(SVGChart.escape(version))</p>" }

@@ -89,6 +89,31 @@ import Testing
     #expect(!html.replacingOccurrences(of: "http://www.w3.org/2000/svg", with: "").contains("http"))
   }
 
+  /// --watch rewrites the report when a checkpoint appears, and stops on SIGTERM.
+  @Test func watchRewritesAtEachNewCheckpoint() throws {
+    let dir = Fixtures.directory("e2ereport-watch")
+    try "{\"step\":1,\"loss\":2.5}\n".write(toFile: dir + "/metrics.jsonl", atomically: true, encoding: .utf8)
+    let p = Process()
+    p.executableURL = IGPTBinary.url
+    p.arguments = ["report", "--watch", dir]
+    p.standardOutput = FileHandle.nullDevice
+    p.standardError = FileHandle.nullDevice
+    try p.run()
+    func report() -> String { (try? String(contentsOfFile: dir + "/report.html", encoding: .utf8)) ?? "" }
+    func waitFor(_ ok: () -> Bool) -> Bool {
+      let deadline = Date().addingTimeInterval(20)
+      while Date() < deadline { if ok() { return true }; usleep(50_000) }
+      return false
+    }
+    #expect(waitFor { report().contains("2.5") })
+    try "{\"step\":1,\"loss\":2.5}\n{\"step\":2,\"loss\":1.75}\n".write(toFile: dir + "/metrics.jsonl", atomically: true, encoding: .utf8)
+    try FileManager.default.createDirectory(atPath: dir + "/checkpoints/step-00000002", withIntermediateDirectories: true)
+    #expect(waitFor { report().contains("1.75") }, "not rewritten after a new checkpoint")
+    kill(p.processIdentifier, SIGTERM)
+    p.waitUntilExit()
+    #expect(p.terminationReason == .exit && p.terminationStatus == 0)
+  }
+
   @Test func aRunWithPartsMissingSaysWhatIsMissing() throws {
     let dir = Fixtures.directory("e2ereport-empty")
     let empty = try IGPTBinary.run(["report", dir, "--out", dir + "/r.html"])
