@@ -1,6 +1,6 @@
 # igpt: build, test and benchmark. `make test` installs what it needs first (Debian packages).
 SHELL := /bin/bash
-PACKAGES := libopenblas-dev libzmq3-dev liblz4-dev libstb-dev zlib1g-dev pkg-config dataset-fashion-mnist
+PACKAGES := libopenblas-dev libzmq3-dev liblz4-dev libstb-dev zlib1g-dev libxml2 pkg-config dataset-fashion-mnist
 SWIFT_TEST_FLAGS := -c release -Xswiftc -enable-testing
 
 .PHONY: report-check check-targets bench-capacity fuzz setup build test test-kernels interop proto bench bench-data bench-cluster bench-torch clean oracle demo cluster-test

@@ -42,7 +42,9 @@ struct ReportCommand: ParsableCommand {
     var report = RunReport(runDir: runDir)
     report.version = IGPTCommand.version
     let html = Data(report.html().utf8)
-    try html.write(to: URL(fileURLWithPath: path), options: .atomic)
+    do { try html.write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
+      throw CleanError("\(path): cannot be written (\((error as NSError).localizedDescription))")
+    }
     for line in report.missing { logLine("report: not in the run: \(line)") }
     print(String(format: "wrote %@ (%.0f kB)", path, Double(html.count) / 1000))
   }

@@ -127,6 +127,9 @@ import Testing
     #expect(try IGPTBinary.run(["report", dir, "--out", dir + "/r.html"]).status == 0)
     let charts = Self.charts(try String(contentsOfFile: dir + "/r.html", encoding: .utf8))
     #expect(charts["Loss (nats per token)"]?.series["train"] == [[1, 2.5], [2, 2.0]])
+    let unwritable = try IGPTBinary.run(["report", dir, "--out", dir + "/no/such/dir/r.html"])
+    #expect(unwritable.status != 0 && unwritable.stderr.contains("cannot be written")
+      && unwritable.stderr.split(separator: "\n").filter { !$0.hasPrefix("report: not in the run") }.count == 1, "\(unwritable.stderr)")
     let bad = try IGPTBinary.run(["report", dir + "/nope"])
     #expect(bad.status != 0 && bad.stderr.contains("not a run directory") && bad.stderr.split(separator: "\n").count <= 3)
   }

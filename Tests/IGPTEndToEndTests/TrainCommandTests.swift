@@ -169,6 +169,9 @@ import Testing
     let scheduled = (ja.first?["results"] as? [[String: Any]]) ?? []
     let mine = (offline["results"] as? [[String: Any]]) ?? []
     #expect(mine.count == scheduled.count)
+    // the iteration limit reaches the solver: one iteration per strength cannot converge, and says so
+    let capped = try IGPTBinary.run(["probe", "run", "--checkpoint", dir + "/a/checkpoints/step-00000004", "--layers", "1", "--max-iterations", "1"])
+    #expect(capped.status == 0 && capped.stderr.contains("L-BFGS stopped at its iteration limit"), "\(capped.stderr)")
     for (x, y) in zip(mine, scheduled) {
       for key in ["features", "l2", "trainAccuracy", "valAccuracy", "testAccuracy"] { #expect("\(x[key] ?? "")" == "\(y[key] ?? "")", "\(key)") }
     }

@@ -69,6 +69,9 @@ struct AugmentationTests {
       }
     }
     #expect(changed > 16, "\(changed) of 32 images changed")
+    // a shift as large as the image is refused in one line naming the key
+    c.data.augment = Augmentation(translate: 4, flip: false)
+    #expect { try Trainer(config: c, store: try TokenStore(path: store)) } throws: { "\($0)".contains("data.augment.translate") && !"\($0)".contains("\n") }
     #expect(try augmented.validationMicrobatches() == plain.validationMicrobatches())
   }
 }
