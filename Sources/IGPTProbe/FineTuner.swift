@@ -5,7 +5,8 @@ import IGPTModel
 
 /// Fine-tuning (the paper's recipe): a zero-initialised linear classifier on
 /// mean(norm_f(h_L)) trained jointly with the model on L_GEN + L_CLF (or L_CLF alone), with Adam
-/// at a constant learning rate, early-stopped on val accuracy.
+/// at a constant (or cosine-decayed) learning rate, early-stopped on val accuracy. The head can
+/// start from a linear probe on the same features instead of zero (`startHead`).
 public final class FineTuner {
   public struct Options: Sendable {
     public var learningRate = 3e-4
@@ -19,6 +20,8 @@ public final class FineTuner {
     public var patience = 3
     /// false: L_CLF only.
     public var generative = true
+    /// Cosine decay of both rates from their value to 0 over `steps` (false: constant).
+    public var cosine = false
     public var seed: UInt64 = 0
     public init() {}
   }
@@ -28,6 +31,8 @@ public final class FineTuner {
   /// (C, K) and (K): the classifier head.
   public var wclf: [Float]
   public var bclf: [Float]
+  /// Whether `startHead` gave the head its values.
+  public private(set) var headFromProbe = false
   let m: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>
   var mc: [Float], vc: [Float]
   var t = 0
@@ -49,6 +54,22 @@ public final class FineTuner {
   deinit {
     m.deallocate()
     v.deallocate()
+  }
+
+  /// Starts the head from a fitted classifier on the same features (a linear probe on
+  /// mean(norm_f(h_L)), `LinearProbe.Fit`'s weights): fine-tuning then begins at the probe's
+  /// accuracy instead of a zero head that has to grow first.
+  public func startHead(weights: [Float], bias: [Float]) {
+    precondition(weights.count == wclf.count && bias.count == bclf.count,
+                 "head of \(weights.count)+\(bias.count) values for \(wclf.count)+\(bclf.count)")
+    wclf = weights
+    bclf = bias
+    headFromProbe = true
+  }
+
+  /// The rate multiplier at `step` (0-based) of `steps`: 1, or the cosine from 1 to 0.
+  public static func rateScale(step: Int, steps: Int, cosine: Bool) -> Double {
+    cosine ? 0.5 * (1 + Foundation.cos(Double.pi * Double(step) / Double(max(steps, 1)))) : 1
   }
 
   /// Classifier loss and its gradients for pooled features (B, C): returns (loss, dWclf+dbclf, dpooled).
@@ -167,6 +188,9 @@ public final class FineTuner {
     public var learningRate: Double?
     public var headLearningRate: Double?
     public var generative: Bool?
+    /// Whether the rates decayed on a cosine, and whether the head started from a linear probe.
+    public var cosine: Bool?
+    public var headFromProbe: Bool?
   }
 
   /// Fine-tunes on train, early-stops on val, restores the best state and reports accuracies.
@@ -178,7 +202,8 @@ public final class FineTuner {
     let T = train.sequenceLength
     var best = (acc: try accuracy(val, indices: valIndices), step: 0,
                 params: Array(UnsafeBufferPointer(start: model.params, count: model.parameterCount)), w: wclf, b: bclf)
-    log(String(format: "fine-tune: step 0 val accuracy %.4f (zero classifier)", best.acc))
+    let started = headFromProbe ? "head from a linear probe" : "zero classifier"
+    log(String(format: "fine-tune: step 0 val accuracy %.4f (%@)", best.acc, started as NSString))
     var history: [[Double]] = []
     var sinceBest = 0
     var step = 0
@@ -197,8 +222,9 @@ public final class FineTuner {
       if model.config.objective == .bert { mask = BERTMask.draw(B: idx.count, T: T, rng: &rng) }
       let labels = try idx.map { Int(try train.label($0)) }
       let r = gradients(tokens: tokens, mask: mask, labels: labels, generativeWeight: o.generative ? 1 : 0)
-      update(classifierGradient: r.classifierGradient, learningRate: Float(o.learningRate),
-             headLearningRate: Float(o.headLearningRate ?? o.learningRate))
+      let scale = Self.rateScale(step: step, steps: o.steps, cosine: o.cosine)
+      update(classifierGradient: r.classifierGradient, learningRate: Float(o.learningRate * scale),
+             headLearningRate: Float((o.headLearningRate ?? o.learningRate) * scale))
       step += 1
       if step % o.evalEvery == 0 || step == o.steps {
         let acc = try accuracy(val, indices: valIndices)
@@ -222,6 +248,7 @@ public final class FineTuner {
     return Report(steps: step, bestStep: best.step, valAccuracy: best.acc,
                   testAccuracy: try accuracy(test, indices: testIndices),
                   trainAccuracy: try accuracy(train, indices: Array(trainIndices.prefix(2000))), history: history,
-                  learningRate: o.learningRate, headLearningRate: o.headLearningRate ?? o.learningRate, generative: o.generative)
+                  learningRate: o.learningRate, headLearningRate: o.headLearningRate ?? o.learningRate, generative: o.generative,
+                  cosine: o.cosine, headFromProbe: headFromProbe)
   }
 }

@@ -58,8 +58,23 @@ public enum LinearProbe {
     return nil
   }
 
+  /// A fitted probe: its result and the classifier it chose, in the features' own units (the
+  /// standardisation folded in), so that a fine-tuning head can start from it.
+  public struct Fit: Sendable {
+    public var result: Result
+    /// (width, classes) row-major, and (classes): logits = x weights + bias on raw features.
+    public var weights: [Float]
+    public var bias: [Float]
+  }
+
   public static func evaluate(_ name: String, train: FeatureSet, val: FeatureSet, test: FeatureSet,
                               grid: [Double] = defaultGrid, maxIterations: Int = defaultMaxIterations) -> Result {
+    fit(name, train: train, val: val, test: test, grid: grid, maxIterations: maxIterations).result
+  }
+
+  /// `evaluate`, keeping the chosen classifier.
+  public static func fit(_ name: String, train: FeatureSet, val: FeatureSet, test: FeatureSet,
+                         grid: [Double] = defaultGrid, maxIterations: Int = defaultMaxIterations) -> Fit {
     let start = Date()
     let (mean, std) = train.moments()
     let tr = train.standardized(mean: mean, std: std)
@@ -98,9 +113,19 @@ public enum LinearProbe {
       }
     }
     let m = best!.model
-    return Result(features: name, width: train.width, l2: best!.l2, trainAccuracy: m.accuracy(tr), valAccuracy: best!.acc,
-                  testAccuracy: m.accuracy(te), iterations: iterations, seconds: Date().timeIntervalSince(start), grid: scores,
-                  converged: m.converged, gradientMax: m.gradientMax)
+    let result = Result(features: name, width: train.width, l2: best!.l2, trainAccuracy: m.accuracy(tr), valAccuracy: best!.acc,
+                        testAccuracy: m.accuracy(te), iterations: iterations, seconds: Date().timeIntervalSince(start), grid: scores,
+                        converged: m.converged, gradientMax: m.gradientMax)
+    // ((x - mean) / std) W + b = x (W / std) + (b - sum_c mean_c / std_c W_c)
+    let K = classes
+    var weights = m.weights, bias = m.bias
+    for c in 0..<train.width {
+      for k in 0..<K {
+        weights[c * K + k] = m.weights[c * K + k] / std[c]
+        bias[k] -= mean[c] * weights[c * K + k]
+      }
+    }
+    return Fit(result: result, weights: weights, bias: bias)
   }
 
   /// `perClass` seeded indices of each class (the low-data setting), in index order.

@@ -44,6 +44,14 @@ extension ProbeCommand {
     var finetuneHeadLR: Double?
     @Option(name: .customLong("finetune-eval-every"), help: "Steps between val-accuracy checks (early stopping after 3 without gain).")
     var finetuneEvalEvery = 100
+    @Option(name: .customLong("finetune-head"), help: "Where the classifier starts: probe (a linear probe fitted on the final norm's features of the train images, L2 chosen on val) or zero.")
+    var finetuneHead = "probe"
+    @Option(name: .customLong("finetune-head-images"), help: "Train images the head's linear probe is fitted on (the first N).")
+    var finetuneHeadImages = 10_000
+    @Flag(name: .customLong("finetune-cosine"), help: "Decay both fine-tuning rates on a cosine to 0 over --finetune-steps (default: constant).")
+    var finetuneCosine = false
+    @Option(name: .customLong("finetune-val-images"), help: "Val images the early stopping checks (default: all of val).")
+    var finetuneValImages: Int?
     @Option(name: .customLong("finetune-out"), help: "Directory for the fine-tuned checkpoint (model.safetensors, classifier.safetensors, finetune.json).")
     var finetuneOut: String?
 
@@ -51,12 +59,17 @@ extension ProbeCommand {
                      test: TokenSplit, testIdx: [Int]) throws {
       let classes = (try (trainIdx.map { Int(try train.label($0)) } + valIdx.map { Int(try val.label($0)) }).max() ?? 0) + 1
       let tuner = FineTuner(model: model, classes: classes)
+      let valIdx = Array(valIdx.prefix(finetuneValImages ?? valIdx.count))
+      if finetuneHead == "probe" {
+        try startHeadFromProbe(tuner, train: train, trainIdx: Array(trainIdx.prefix(finetuneHeadImages)), val: val, valIdx: valIdx)
+      }
       var o = FineTuner.Options()
       o.steps = finetuneSteps
       o.learningRate = finetuneLR
       o.headLearningRate = finetuneHeadLR
       o.evalEvery = finetuneEvalEvery
       o.generative = !clfOnly
+      o.cosine = finetuneCosine
       o.batch = min(batch, 32)
       o.seed = seed
       let report = try tuner.run(train: train, trainIndices: trainIdx, val: val, valIndices: valIdx, test: test, testIndices: testIdx,
@@ -83,6 +96,22 @@ extension ProbeCommand {
       }
     }
 
+    /// Fits the linear probe on the final norm's pooled features (the ones the head reads) and
+    /// starts the fine-tuning head from it.
+    func startHeadFromProbe(_ tuner: FineTuner, train: TokenSplit, trainIdx: [Int], val: TokenSplit, valIdx: [Int]) throws {
+      let L = tuner.model.config.layers
+      var extractor = FeatureExtractor(model: tuner.model)
+      extractor.batch = batch
+      let progress = ProgressLine()
+      let tr = try extractor.extract(train, indices: trainIdx) { n, _ in progress.update("head features", n, trainIdx.count + valIdx.count) }[L]
+      let va = try extractor.extract(val, indices: valIdx) { n, _ in progress.update("head features", trainIdx.count + n, trainIdx.count + valIdx.count) }[L]
+      progress.finish()
+      let fit = LinearProbe.fit("\(L)", train: tr, val: va, test: va, maxIterations: maxIterations)
+      tuner.startHead(weights: fit.weights, bias: fit.bias)
+      logLine(String(format: "fine-tune: head from a linear probe on layer %d (%d train images): l2 %g, train %.4f, val %.4f",
+                     L, trainIdx.count, fit.result.l2, fit.result.trainAccuracy, fit.result.valAccuracy))
+    }
+
     func validate() throws {
       if batch < 1 { throw ValidationError("--batch must be at least 1") }
       if let n = labelsPerClass, n < 1 { throw ValidationError("--labels-per-class must be at least 1") }
@@ -100,6 +129,9 @@ extension ProbeCommand {
       if finetuneSteps < 1 { throw ValidationError("--finetune-steps must be at least 1") }
       if !(finetuneLR > 0 && finetuneLR.isFinite) { throw ValidationError("--finetune-lr must be positive") }
       if let lr = finetuneHeadLR, !(lr > 0 && lr.isFinite) { throw ValidationError("--finetune-head-lr must be positive") }
+      if !["probe", "zero"].contains(finetuneHead) { throw ValidationError("--finetune-head must be probe or zero (got \(finetuneHead))") }
+      if finetuneHeadImages < 10 { throw ValidationError("--finetune-head-images must be at least 10") }
+      if let n = finetuneValImages, n < 1 { throw ValidationError("--finetune-val-images must be at least 1") }
       if finetuneEvalEvery < 1 { throw ValidationError("--finetune-eval-every must be at least 1") }
     }
 

@@ -191,6 +191,22 @@ extension ProbeJobTests {
     let tuned = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: s.dir + "/ft/finetune.json"))) as? [String: Any] ?? [:]
     #expect(tuned["headLearningRate"] as? Double == 0.003 && tuned["learningRate"] as? Double == 3e-4, "\(tuned)")
     #expect((tuned["history"] as? [[Double]])?.map { $0[0] } == [10, 20], "evaluated every 10 steps")
+    // by default the head starts from a linear probe on the same features: fine-tuning's step 0
+    // is that probe's val accuracy, measured through the model's own path (raw features, folded head)
+    #expect(tuned["headFromProbe"] as? Bool == true && tuned["cosine"] as? Bool == false, "\(tuned)")
+    let probeVal = try #require(ft.stderr.firstMatch(of: #/head from a linear probe on layer 2 \(\d+ train images\): l2 \S+, train \S+, val (\S+)/#)?.1)
+    let stepZero = try #require(ft.stderr.firstMatch(of: #/step 0 val accuracy (\S+) \(head from a linear probe\)/#)?.1)
+    #expect(probeVal == stepZero && Double(stepZero)! > 0, "\(ft.stderr)")
+    let zeroHead = try IGPTBinary.run(["probe", "run", "--checkpoint", ref, "--finetune", "--finetune-head", "zero", "--finetune-cosine",
+                                       "--finetune-steps", "4", "--finetune-eval-every", "2", "--finetune-val-images", "3", "--finetune-out", s.dir + "/ft0"])
+    #expect(zeroHead.status == 0 && zeroHead.stderr.contains("(zero classifier)") && !zeroHead.stderr.contains("head from a linear probe"), "\(zeroHead.stderr)")
+    let tuned0 = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: s.dir + "/ft0/finetune.json"))) as? [String: Any] ?? [:]
+    #expect(tuned0["headFromProbe"] as? Bool == false && tuned0["cosine"] as? Bool == true, "\(tuned0)")
+    // accuracies on 3 of the 5 val images are multiples of 1/3
+    let accs = (tuned0["history"] as? [[Double]])?.map { $0[3] * 3 } ?? []
+    #expect(accs.count == 2 && accs.allSatisfy { abs($0 - $0.rounded()) < 1e-9 }, "\(tuned0)")
+    let badHead = try IGPTBinary.run(["probe", "run", "--checkpoint", ref, "--finetune", "--finetune-head", "best"])
+    #expect(badHead.status != 0 && badHead.stderr.contains("--finetune-head must be probe or zero (got best)"), "\(badHead.stderr)")
     // the fine-tuned model loads like any checkpoint
     let e = try IGPTBinary.run(["eval", "--checkpoint", s.dir + "/ft/model.safetensors", "--split", "test", "--data", s.store])
     #expect(e.status == 0, "\(e.stderr)")

@@ -61,6 +61,22 @@ import Testing
     #expect(clfOnly.contains { $0 != 0 } && clfOnly != genOnly)
   }
 
+  @Test func theCosineTakesTheRatesFromFullToZero() {
+    #expect(FineTuner.rateScale(step: 0, steps: 100, cosine: true) == 1)
+    #expect(abs(FineTuner.rateScale(step: 50, steps: 100, cosine: true) - 0.5) < 1e-12)
+    #expect(FineTuner.rateScale(step: 99, steps: 100, cosine: true) < 0.001)
+    #expect(FineTuner.rateScale(step: 60, steps: 100, cosine: false) == 1)
+  }
+
+  @Test func aHeadStartedFromAProbeIsKeptAndSaidSo() throws {
+    let model = try IGPT(config: ModelConfig(layers: 1, embd: 16, heads: 2, seq: 8, vocab: 5, objective: .ar))
+    let f = FineTuner(model: model, classes: 3)
+    #expect(!f.headFromProbe)
+    let w = (0..<48).map { Float($0) / 48 }, b: [Float] = [0.1, -0.2, 0.3]
+    f.startHead(weights: w, bias: b)
+    #expect(f.headFromProbe && f.wclf == w && f.bclf == b)
+  }
+
   @Test func theClassifierTakesItsOwnLearningRate() throws {
     Parallel.threads = 2
     let model = try IGPT(config: ModelConfig(layers: 1, embd: 16, heads: 2, seq: 8, vocab: 5, objective: .ar))

@@ -108,6 +108,26 @@ import Testing
     #expect(n.testAccuracy < 0.4, "\(n)")
   }
 
+  /// The classifier `fit` keeps reads raw features (standardisation folded in): on features far
+  /// from zero mean and unit scale it predicts the test images as the probe did.
+  @Test func theFittedClassifierInRawUnitsPredictsAsTheProbe() {
+    var all = Self.blobs(perClass: 150, classes: 4, width: 32, signal: 4, separation: 3, seed: 9)
+    for i in 0..<all.values.count { all.values[i] = all.values[i] * Float(1 + i % 32) * 0.25 + 5 }
+    let idx = Array(0..<all.count)
+    let train = all.rows(idx.filter { $0 % 3 == 0 }), val = all.rows(idx.filter { $0 % 3 == 1 }), test = all.rows(idx.filter { $0 % 3 == 2 })
+    let fit = LinearProbe.fit("toy", train: train, val: val, test: test)
+    #expect(fit.result.testAccuracy > 0.8, "\(fit.result)")
+    let K = 4, D = test.width
+    var correct = 0
+    for r in 0..<test.count {
+      var z = fit.bias
+      for d in 0..<D { for k in 0..<K { z[k] += test.values[r * D + d] * fit.weights[d * K + k] } }
+      if z.firstIndex(of: z.max()!) == test.labels[r] { correct += 1 }
+    }
+    #expect(abs(Double(correct) / Double(test.count) - fit.result.testAccuracy) <= 1.0 / Double(test.count), "\(correct) of \(test.count)")
+    #expect(LinearProbe.evaluate("toy", train: train, val: val, test: test).testAccuracy == fit.result.testAccuracy)
+  }
+
   @Test func theL2LadderRunsOneThreeTenToTheLimits() {
     var weaker: [Double] = []
     var l2: Double? = 1e-6
