@@ -27,6 +27,8 @@ struct RunFiles {
   var events: [Record] = []
   var probes: [ProbeResult] = []
   var images: [(name: String, png: Data)] = []
+  /// The samples drawn at each validation (RUN/samples/step-N.png), in step order.
+  var stepSamples: [(step: Int, png: Data)] = []
   /// The newest checkpoint's state.json, and its path.
   var state: [String: Any]?
   var statePath: String?
@@ -53,6 +55,11 @@ struct RunFiles {
     for name in top where name.lowercased().hasSuffix(".png") {
       if let png = fm.contents(atPath: path(name)), png.starts(with: [0x89, 0x50, 0x4E, 0x47]) { images.append((name, png)) }
     }
+    for name in ((try? fm.contentsOfDirectory(atPath: path("samples"))) ?? []).sorted() where name.hasSuffix(".png") {
+      if let step = Self.step(ofCheckpoint: String(name.dropLast(4))), let png = fm.contents(atPath: path("samples/" + name)),
+         png.starts(with: [0x89, 0x50, 0x4E, 0x47]) { stepSamples.append((step, png)) }
+    }
+    stepSamples.sort { $0.step < $1.step }
     let checkpoints = ((try? fm.contentsOfDirectory(atPath: path("checkpoints"))) ?? []).filter { $0.hasPrefix("step-") }.sorted()
     if let newest = checkpoints.last {
       let p = path("checkpoints/\(newest)/state.json")

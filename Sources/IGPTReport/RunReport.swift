@@ -21,7 +21,9 @@ public struct RunReport {
     var out: [String] = []
     if files.metrics.isEmpty { out.append("training: no metrics.jsonl records") }
     if files.probes.isEmpty { out.append("probes: no probe results (probes.every in the config, `igpt probe submit`, or `igpt probe run --out RUN/probe.json`)") }
-    if files.images.isEmpty { out.append("samples: no PNG images in the run directory (`igpt sample --out RUN/samples.png`)") }
+    if files.images.isEmpty && files.stepSamples.isEmpty {
+      out.append("samples: no PNG images in the run directory (`igpt sample --out RUN/samples.png`) or RUN/samples (drawn at each validation)")
+    }
     if files.events.isEmpty { out.append("cluster: no events.jsonl (a single-host run)") }
     return out + files.problems
   }
@@ -141,10 +143,27 @@ public struct RunReport {
 
   // MARK: - Samples
 
+  /// Validation sample grids shown at most: a long run's are thinned evenly, the last kept.
+  static let maxStepSamples = 12
+
   func samples() -> String {
-    files.images.map { img in
+    var out = files.images.map { img in
       "<figure><img alt=\"\(SVGChart.escape(img.name))\" src=\"data:image/png;base64,\(img.png.base64EncodedString())\"><figcaption>\(SVGChart.escape(img.name))</figcaption></figure>"
     }.joined()
+    let all = files.stepSamples
+    if !all.isEmpty {
+      let shown = Self.thinned(all.count, to: Self.maxStepSamples).map { all[$0] }
+      out += "<h3>At each validation</h3><div class=\"strip\">" + shown.map { s in
+        "<figure><img alt=\"samples at step \(s.step)\" src=\"data:image/png;base64,\(s.png.base64EncodedString())\"><figcaption>step \(s.step)</figcaption></figure>"
+      }.joined() + "</div><p class=\"meta\">\(shown.count) of \(all.count) grids in samples/ (8 samples each, temperature 1)</p>"
+    }
+    return out
+  }
+
+  /// At most `limit` indices of 0..<count, evenly spaced, the first and last included.
+  static func thinned(_ count: Int, to limit: Int) -> [Int] {
+    guard count > limit, limit > 1 else { return Array(0..<min(count, max(limit, 1))) }
+    return (0..<limit).map { Int((Double($0) * Double(count - 1) / Double(limit - 1)).rounded()) }
   }
 
   // MARK: - Cluster
@@ -231,6 +250,7 @@ public struct RunReport {
     svg .label { font-size: 12px; } svg polyline { stroke-width: 1.6; } svg .reference line { stroke: #888; stroke-dasharray: 6 4; }
     svg .reference text { font-size: 11px; fill: #555; } svg .mark circle { fill: none; stroke: #000; stroke-width: 2; } svg .mark text { font-size: 11px; }
     figcaption, .meta { color: #666; font-size: 12px; } img { max-width: 100%; image-rendering: pixelated; }
+    .strip { display: flex; flex-wrap: wrap; gap: 8px; } .strip figure { margin: 4px 0; } .strip img { width: 112px; }
     table { border-collapse: collapse; font-size: 13px; display: block; overflow-x: auto; } td, th { border: 1px solid #ddd; padding: 2px 6px; text-align: left; }
     .missing { background: #fff6dd; padding: 4px 12px; border-radius: 4px; } pre { overflow-x: auto; background: #f6f6f6; padding: 8px; }
     </style></head><body>

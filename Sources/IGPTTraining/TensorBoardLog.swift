@@ -71,18 +71,18 @@ public final class TensorBoardLog {
     write(event(step: step, summary))
   }
 
-  /// `count` samples of an AR model (temperature 1, seeded by the step) as an image grid, tag
-  /// "samples": what the model draws at each validation. BERT models draw nothing.
+  /// `count` samples of an AR model (temperature 1, seeded by the step) as a PNG grid: what
+  /// the model draws at each validation. BERT models (and non-square sequences) draw nothing.
   /// `decoder` turns the tokens into pixels (the store's palette or VQ-VAE).
-  public func samples(model: IGPT, decoder: TokenDecoder, step: Int, count: Int = 8) {
+  public static func sampleGrid(model: IGPT, decoder: TokenDecoder, step: Int, count: Int = 8) -> (data: Data, width: Int, height: Int)? {
     let T = model.config.seq, R = Int(Double(T).squareRoot().rounded())
-    guard model.config.objective == .ar, R * R == T else { return }
+    guard model.config.objective == .ar, R * R == T else { return nil }
     var rngs = (0..<count).map { SeededRandom(seed: UInt64(step) &* 1_000_003 &+ UInt64($0)) }
     let tokens = Sampler(model: model, batch: count).generate(length: T, prefixes: Array(repeating: [], count: count), temperature: 1,
                                                                topK: nil, rngs: &rngs)
     let images = tokens.map { [decoder.bytes($0)] }
-    guard let grid = try? ImageGrid.png(groups: images, resolution: decoder.resolution, channels: decoder.channels) else { return }
-    image(step: step, tag: "samples", png: grid.data, width: grid.width, height: grid.height, channels: decoder.channels)
+    guard let grid = try? ImageGrid.png(groups: images, resolution: decoder.resolution, channels: decoder.channels) else { return nil }
+    return (grid.data, grid.width, grid.height)
   }
 
   private func event(step: Int, _ summary: Tensorboard_Summary) -> Tensorboard_Event {

@@ -92,14 +92,28 @@ public final class TrainingRun {
     return Self.stepLine(step: s, end: end, loss: r.loss, tokensPerSecond: tokensPerSecond) + note
   }
 
-  /// Records a validation loss (and the sample grid for TensorBoard); returns its log line.
+  /// Records a validation loss and the model's samples at it (TensorBoard's "samples" image and
+  /// RUN/samples/step-NNNNNNNN.png, for `igpt report`); returns its log line.
   @discardableResult
   public func recordValidation(_ v: Double) -> String {
     let s = trainer.step
     metrics.append(["step": s, "val_loss": v, "val_bits_per_token": v / log(2.0)])
-    if let sampleDecoder { metrics.tensorboard?.samples(model: trainer.model, decoder: sampleDecoder, step: s) }
-    return String(format: "step %d: val loss %.4f (%.3f bits/token)", s, v, v / log(2.0))
+    var note = ""
+    if let sampleDecoder, let grid = TensorBoardLog.sampleGrid(model: trainer.model, decoder: sampleDecoder, step: s) {
+      metrics.tensorboard?.image(step: s, tag: "samples", png: grid.data, width: grid.width, height: grid.height, channels: sampleDecoder.channels)
+      let dir = (runDir as NSString).appendingPathComponent("samples")
+      do {
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try grid.data.write(to: URL(fileURLWithPath: dir + "/" + Self.samplesName(step: s)), options: .atomic)
+      } catch {
+        note = "; samples not written to \(dir): \(error.localizedDescription)"
+      }
+    }
+    return String(format: "step %d: val loss %.4f (%.3f bits/token)", s, v, v / log(2.0)) + note
   }
+
+  /// The file of a validation's samples in RUN/samples.
+  public static func samplesName(step: Int) -> String { String(format: "step-%08d.png", step) }
 
   /// Writes the current step's checkpoint; returns its log line.
   @discardableResult

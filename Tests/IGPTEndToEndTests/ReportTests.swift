@@ -83,6 +83,13 @@ import Testing
     // the sample grid, embedded as it is on disk
     let png = try Data(contentsOf: URL(fileURLWithPath: dir + "/samples.png"))
     #expect(html.contains("data:image/png;base64,\(png.base64EncodedString())"))
+    // and the grid drawn at each validation, one PNG per validation step, each embedded
+    let validated = val.map { Int($0[0]) }
+    for step in validated {
+      let grid = try Data(contentsOf: URL(fileURLWithPath: dir + String(format: "/samples/step-%08d.png", step)))
+      #expect(html.contains("data:image/png;base64,\(grid.base64EncodedString())\"><figcaption>step \(step)<"), "step \(step)")
+    }
+    #expect(try FileManager.default.contentsOfDirectory(atPath: dir + "/samples").count == validated.count)
     // what a single-host run lacks is said; where numbers came from too
     #expect(html.contains("no events.jsonl") && html.contains("from metrics.jsonl lines 1-"))
     // self-contained: nothing to fetch (the SVG namespace is a name, not a request)

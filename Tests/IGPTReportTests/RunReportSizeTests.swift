@@ -11,6 +11,12 @@ struct RunReportSizeTests {
     try (text.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
   }
 
+  @Test func validationSamplesAreThinnedEvenlyKeepingBothEnds() {
+    #expect(RunReport.thinned(5, to: 12) == [0, 1, 2, 3, 4])
+    let t = RunReport.thinned(50, to: 12)
+    #expect(t.count == 12 && t.first == 0 && t.last == 49 && zip(t, t.dropFirst()).allSatisfy { $1 - $0 >= 4 && $1 - $0 <= 5 }, "\(t)")
+  }
+
   @Test func aFiveThousandStepRunsReportStaysUnderTwoMegabytes() throws {
     let dir = NSTemporaryDirectory() + "igpt-report-size-\(UUID().uuidString.prefix(8))"
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
