@@ -250,7 +250,7 @@ public struct RunReport {
     svg .label { font-size: 12px; } svg polyline { stroke-width: 1.6; } svg .reference line { stroke: #888; stroke-dasharray: 6 4; }
     svg .reference text { font-size: 11px; fill: #555; } svg .mark circle { fill: none; stroke: #000; stroke-width: 2; } svg .mark text { font-size: 11px; }
     figcaption, .meta { color: #666; font-size: 12px; } img { max-width: 100%; image-rendering: pixelated; }
-    .strip { display: flex; flex-wrap: wrap; gap: 8px; } .strip figure { margin: 4px 0; } .strip img { width: 112px; }
+    .strip { display: flex; flex-wrap: wrap; gap: 8px; } .strip figure { margin: 4px 0; } .strip img { width: 240px; }
     table { border-collapse: collapse; font-size: 13px; display: block; overflow-x: auto; } td, th { border: 1px solid #ddd; padding: 2px 6px; text-align: left; }
     .missing { background: #fff6dd; padding: 4px 12px; border-radius: 4px; } pre { overflow-x: auto; background: #f6f6f6; padding: 8px; }
     </style></head><body>

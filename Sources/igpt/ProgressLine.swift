@@ -1,11 +1,15 @@
 import Foundation
 
-/// A progress line on stderr: redrawn in place on a terminal; elsewhere (logs, pipes) one line
-/// per finished phase, so a failure leaves only the error line after what completed.
+/// A progress line on stderr: redrawn in place on a terminal; elsewhere (logs, pipes) a line
+/// every `logInterval` seconds of a phase and one when it finishes, so a long phase shows in a
+/// log file and a failure leaves only the error line after what completed.
 final class ProgressLine {
   private let isTTY = isatty(STDERR_FILENO) != 0
+  /// Seconds between progress lines in a log (IGPT_PROGRESS_SECONDS overrides; default 30).
+  private let logInterval = ProcessInfo.processInfo.environment["IGPT_PROGRESS_SECONDS"].flatMap(Double.init) ?? 30
   private var phase = ""
   private var lastDraw = Date.distantPast
+  private var lastLog = Date()
   private let start = Date()
   private var phaseStart = Date()
 
@@ -15,6 +19,12 @@ final class ProgressLine {
       if !self.phase.isEmpty { finishPhase() }
       self.phase = phase
       phaseStart = Date()
+      lastLog = phaseStart
+    }
+    if !isTTY, done < total, Date().timeIntervalSince(lastLog) >= logInterval {
+      lastLog = Date()
+      write(String(format: "%@ %d/%d (%.0f%%) after %.0fs\n", phase as NSString, done, total,
+                   total > 0 ? 100 * Double(done) / Double(total) : 0, lastLog.timeIntervalSince(phaseStart)))
     }
     guard isTTY, Date().timeIntervalSince(lastDraw) > 0.1 || done == total else { return }
     lastDraw = Date()

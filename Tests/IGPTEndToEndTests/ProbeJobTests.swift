@@ -180,6 +180,10 @@ extension ProbeJobTests {
     #expect(benchLayers.status != 0 && benchLayers.stderr.contains("--feature-layers 9: expected"), "\(benchLayers.stderr)")
     let zero = try IGPTBinary.run(["probe", "run", "--checkpoint", ref, "--batch", "0"])
     #expect(zero.status != 0 && zero.stderr.contains("--batch must be at least 1"), "\(zero.stderr)")
+    // in a log (not a terminal) a long phase prints progress lines as it goes, not only when done
+    let logged = try IGPTBinary.run(["probe", "run", "--checkpoint", ref, "--layers", "1", "--batch", "8"], environment: ["IGPT_PROGRESS_SECONDS": "0"])
+    #expect(logged.status == 0 && logged.stderr.contains(#/features \d+/\d+ \(\d+%\) after \d+s/#) && logged.stderr.contains("features done in"),
+            "\(logged.stderr)")
     let low = try IGPTBinary.run(["probe", "run", "--checkpoint", ref, "--layers", "1", "--labels-per-class", "3"])
     #expect(low.status == 0 && low.stderr.contains("6 train"), "\(low.stderr)")
     let ft = try IGPTBinary.run(["probe", "run", "--checkpoint", ref, "--finetune", "--finetune-steps", "20", "--finetune-head-lr", "0.003",
