@@ -44,8 +44,8 @@ extension ProbeCommand {
     var finetuneHeadLR: Double?
     @Option(name: .customLong("finetune-eval-every"), help: "Steps between val-accuracy checks (early stopping after 3 without gain).")
     var finetuneEvalEvery = 100
-    @Option(name: .customLong("finetune-head"), help: "Where the classifier starts: probe (a linear probe fitted on the final norm's features of the train images, L2 chosen on val) or zero.")
-    var finetuneHead = "probe"
+    @Option(name: .customLong("finetune-head"), help: "Where the classifier starts: zero (the paper) or probe (a linear probe fitted on the final norm's features of the train images, L2 chosen on val; its weights are large where features vary little, so the body's first updates can cost it accuracy).")
+    var finetuneHead = "zero"
     @Option(name: .customLong("finetune-head-images"), help: "Train images the head's linear probe is fitted on (the first N).")
     var finetuneHeadImages = 10_000
     @Flag(name: .customLong("finetune-cosine"), help: "Decay both fine-tuning rates on a cosine to 0 over --finetune-steps (default: constant).")

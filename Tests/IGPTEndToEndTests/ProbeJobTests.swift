@@ -186,7 +186,7 @@ extension ProbeJobTests {
             "\(logged.stderr)")
     let low = try IGPTBinary.run(["probe", "run", "--checkpoint", ref, "--layers", "1", "--labels-per-class", "3"])
     #expect(low.status == 0 && low.stderr.contains("6 train"), "\(low.stderr)")
-    let ft = try IGPTBinary.run(["probe", "run", "--checkpoint", ref, "--finetune", "--finetune-steps", "20", "--finetune-head-lr", "0.003",
+    let ft = try IGPTBinary.run(["probe", "run", "--checkpoint", ref, "--finetune", "--finetune-head", "probe", "--finetune-steps", "20", "--finetune-head-lr", "0.003",
                                  "--finetune-eval-every", "10", "--finetune-out", s.dir + "/ft"])
     #expect(ft.status == 0 && ft.stdout.contains("fine-tuned (L_GEN + L_CLF)"), "\(ft.stderr)")
     for f in ["model.safetensors", "classifier.safetensors", "finetune.json"] {
@@ -195,13 +195,13 @@ extension ProbeJobTests {
     let tuned = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: s.dir + "/ft/finetune.json"))) as? [String: Any] ?? [:]
     #expect(tuned["headLearningRate"] as? Double == 0.003 && tuned["learningRate"] as? Double == 3e-4, "\(tuned)")
     #expect((tuned["history"] as? [[Double]])?.map { $0[0] } == [10, 20], "evaluated every 10 steps")
-    // by default the head starts from a linear probe on the same features: fine-tuning's step 0
-    // is that probe's val accuracy, measured through the model's own path (raw features, folded head)
+    // a head started from a linear probe on the same features: fine-tuning's step 0 is that
+    // probe's val accuracy, measured through the model's own path (raw features, folded head)
     #expect(tuned["headFromProbe"] as? Bool == true && tuned["cosine"] as? Bool == false, "\(tuned)")
     let probeVal = try #require(ft.stderr.firstMatch(of: #/head from a linear probe on layer 2 \(\d+ train images\): l2 \S+, train \S+, val (\S+)/#)?.1)
     let stepZero = try #require(ft.stderr.firstMatch(of: #/step 0 val accuracy (\S+) \(head from a linear probe\)/#)?.1)
     #expect(probeVal == stepZero && Double(stepZero)! > 0, "\(ft.stderr)")
-    let zeroHead = try IGPTBinary.run(["probe", "run", "--checkpoint", ref, "--finetune", "--finetune-head", "zero", "--finetune-cosine",
+    let zeroHead = try IGPTBinary.run(["probe", "run", "--checkpoint", ref, "--finetune", "--finetune-cosine",
                                        "--finetune-steps", "4", "--finetune-eval-every", "2", "--finetune-val-images", "3", "--finetune-out", s.dir + "/ft0"])
     #expect(zeroHead.status == 0 && zeroHead.stderr.contains("(zero classifier)") && !zeroHead.stderr.contains("head from a linear probe"), "\(zeroHead.stderr)")
     let tuned0 = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: s.dir + "/ft0/finetune.json"))) as? [String: Any] ?? [:]
