@@ -19,7 +19,13 @@ struct RunFiles {
     var step: Int?
     var bestLayer: String?
     var labelsPerClass: Int?
+    /// Train images the probe was fitted on (nil: not recorded).
+    var trainImages: Int?
     var results: [[String: Any]]
+    /// The protocol, for grouping probes that can be compared: "5000 train images", "25 per class".
+    var protocolName: String {
+      labelsPerClass.map { "\($0) per class" } ?? trainImages.map { "\($0) train images" } ?? "probes"
+    }
   }
 
   let runDir: String
@@ -42,6 +48,7 @@ struct RunFiles {
     for r in lines("probes.jsonl") where (r.object["state"] as? String) == "done" {
       probes.append(ProbeResult(source: "probes.jsonl line \(r.line)", step: r.int("step"), bestLayer: r.object["bestLayer"] as? String,
                                 labelsPerClass: (r.object["request"] as? [String: Any])?["labelsPerClass"] as? Int,
+                                trainImages: (r.object["request"] as? [String: Any])?["trainImages"] as? Int,
                                 results: r.object["results"] as? [[String: Any]] ?? []))
     }
     let fm = FileManager.default
@@ -50,7 +57,7 @@ struct RunFiles {
       guard let data = fm.contents(atPath: path(name)), let o = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
             let results = o["results"] as? [[String: Any]] else { continue }
       probes.append(ProbeResult(source: name, step: Self.step(ofCheckpoint: o["checkpoint"] as? String), bestLayer: o["bestLayer"] as? String,
-                                labelsPerClass: o["labelsPerClass"] as? Int, results: results))
+                                labelsPerClass: o["labelsPerClass"] as? Int, trainImages: o["trainImages"] as? Int, results: results))
     }
     for name in top where name.lowercased().hasSuffix(".png") {
       if let png = fm.contents(atPath: path(name)), png.starts(with: [0x89, 0x50, 0x4E, 0x47]) { images.append((name, png)) }

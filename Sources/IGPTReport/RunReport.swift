@@ -99,7 +99,7 @@ public struct RunReport {
       return (Double(l), v, t)
     }
     guard !layers.isEmpty else { return "" }
-    var chart = SVGChart(title: "Linear probe accuracy per layer\(p.step.map { " (step \($0))" } ?? "")", xLabel: "layer", yLabel: "accuracy",
+    var chart = SVGChart(title: "Linear probe accuracy per layer\(p.step.map { " (step \($0), \(p.protocolName))" } ?? " (\(p.protocolName))")", xLabel: "layer", yLabel: "accuracy",
                          series: [.init("test", layers.map { ($0.0, $0.2) }, dots: true), .init("val", layers.map { ($0.0, $0.1) }, dots: true)])
     if let px = p.results.first(where: { $0["features"] as? String == "pixels" }), let t = px["testAccuracy"] as? Double {
       chart.references.append(.init(String(format: "raw pixels %.1f%%", t * 100), y: t))
@@ -113,15 +113,18 @@ public struct RunReport {
   /// Best-layer test accuracy against the validation loss at its step (Figure 3).
   func qualityAgainstLoss() -> String {
     let val = files.series(files.metrics, "val_loss").points
-    let points = files.probes.compactMap { p -> (x: Double, y: Double)? in
+    // one series per protocol: accuracies of probes fitted on different images do not compare
+    var byProtocol: [(name: String, points: [(x: Double, y: Double)])] = []
+    for p in files.probes {
       guard let step = p.step, let best = p.bestLayer,
             let acc = p.results.first(where: { $0["features"] as? String == best })?["testAccuracy"] as? Double,
-            let loss = val.last(where: { $0.x <= Double(step) })?.y else { return nil }
-      return (loss, acc)
+            let loss = val.last(where: { $0.x <= Double(step) })?.y else { continue }
+      if let i = byProtocol.firstIndex(where: { $0.name == p.protocolName }) { byProtocol[i].points.append((loss, acc)) }
+      else { byProtocol.append((p.protocolName, [(loss, acc)])) }
     }
-    guard points.count >= 2 else { return "" }
+    guard byProtocol.reduce(0, { $0 + $1.points.count }) >= 2 else { return "" }
     return figure(SVGChart(title: "Best-layer accuracy against validation loss", xLabel: "validation loss (nats)", yLabel: "test accuracy",
-                           series: [.init("probes", points.sorted { $0.x < $1.x }, dots: true)]),
+                           series: byProtocol.map { .init($0.name, $0.points.sorted { $0.x < $1.x }, dots: true) }),
                   source: "probe results and metrics.jsonl val_loss at or before each probe's step")
   }
 

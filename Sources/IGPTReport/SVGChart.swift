@@ -112,7 +112,9 @@ public struct SVGChart {
     }
     for m in marks {
       out += "<g class=\"mark\" data-label=\"\(Self.escape(m.label))\" data-x=\"\(m.x)\" data-y=\"\(m.y)\"><circle cx=\"\(px(m.x))\" cy=\"\(py(m.y))\" r=\"6\"/>"
-      out += "<text x=\"\(px(m.x))\" y=\"\(py(m.y))\" dy=\"-10\" text-anchor=\"middle\">\(Self.escape(m.label))</text></g>"
+      // a label near either side of the plot is anchored inwards, so it is not cut off
+      let at = (m.x - xa) / max(xb - xa, 1e-300), anchor = at > 0.8 ? "end" : at < 0.2 ? "start" : "middle"
+      out += "<text x=\"\(px(m.x))\" y=\"\(py(m.y))\" dy=\"-10\" text-anchor=\"\(anchor)\">\(Self.escape(m.label))</text></g>"
     }
     if drawn.count > 1 {
       for (i, s) in drawn.enumerated() {

@@ -75,7 +75,7 @@ import Testing
     let job = try #require(Self.records(dir + "/probes.jsonl").first)
     let results = job["results"] as? [[String: Any]] ?? []
     let layers = results.filter { Int($0["features"] as? String ?? "") != nil }
-    let probe = try #require(charts["Linear probe accuracy per layer (step 8)"], "\(charts.keys.sorted())")
+    let probe = try #require(charts["Linear probe accuracy per layer (step 8, 1000 train images)"], "\(charts.keys.sorted())")
     #expect(probe.series["test"] == layers.map { [Double($0["features"] as! String)!, $0["testAccuracy"] as! Double] })
     #expect(probe.references == [results.first { $0["features"] as? String == "pixels" }!["testAccuracy"] as! Double])
     let best = try #require(job["bestLayer"] as? String)

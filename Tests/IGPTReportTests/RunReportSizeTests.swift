@@ -39,7 +39,15 @@ struct RunReportSizeTests {
          + [["features": "pixels", "width": 196, "l2": 0.003, "trainAccuracy": 0.87, "valAccuracy": 0.84, "testAccuracy": 0.83, "iterations": 300, "seconds": 5.0, "grid": [:]]]]
     }
     try Self.write(jobs, to: dir + "/probes.jsonl")
+    // a `probe run --out` file on other images: its own series in Figure 3, not joined to the jobs'
+    let wide: [String: Any] = ["checkpoint": "runs/x/checkpoints/step-00005000", "bestLayer": "4", "trainImages": 20000,
+                               "results": [["features": "4", "width": 256, "l2": 1e-4, "trainAccuracy": 0.9, "valAccuracy": 0.83, "testAccuracy": 0.827]]]
+    try JSONSerialization.data(withJSONObject: wide).write(to: URL(fileURLWithPath: dir + "/probe-20k.json"))
     let html = RunReport(runDir: dir).html()
+    let figure3 = try #require(html.range(of: "aria-label=\"Best-layer accuracy against validation loss\"").map { html[$0.lowerBound...] })
+    let series = String(figure3).components(separatedBy: "</svg>")[0]
+    #expect(series.contains("data-series=\"5000 train images\"") && series.contains("data-series=\"20000 train images\""), "\(series.prefix(600))")
+    #expect(html.contains("Linear probe accuracy per layer (step 5000, 20000 train images)"))
     #expect(html.utf8.count < 2_000_000, "\(html.utf8.count) bytes")
     // no series drew more than the cap
     var rest = html[...]
