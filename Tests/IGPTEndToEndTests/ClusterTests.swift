@@ -75,6 +75,11 @@ import Testing
     let solo = ClusterProcess.stepRecords(runDir: s.dir + "/one")
     #expect(solo.count == s.steps && solo.allSatisfy { $0["gradients_in"] as? Int == 1 }, "\(solo.prefix(3))")
     #expect(ClusterProcess.events(runDir: s.dir + "/one", "step").count == s.steps)
+    // the coordinator draws samples at each validation (val_every 40) into RUN/samples as igpt train does
+    for step in stride(from: 40, through: s.steps, by: 40) {
+      let png = try? Data(contentsOf: URL(fileURLWithPath: s.dir + "/one" + String(format: "/samples/step-%08d.png", step)))
+      #expect(png?.starts(with: [0x89, 0x50, 0x4E, 0x47]) == true, "no samples at step \(step)")
+    }
     // its report: the step time split from every step event, the worker's microbatches at the end
     #expect(try IGPTBinary.run(["report", s.dir + "/one"]).status == 0)
     let html = try String(contentsOfFile: s.dir + "/one/report.html", encoding: .utf8)
