@@ -150,29 +150,47 @@ public final class FineTuner {
     bclf = Array(p[wclf.count...])
   }
 
+  /// The tokens (B, T) and labels (B) of images `indices` of a split.
+  func batch(_ split: TokenSplit, indices idx: [Int]) throws -> (tokens: [Int32], labels: [Int]) {
+    let T = split.sequenceLength
+    var tokens = [Int32](repeating: 0, count: idx.count * T)
+    try tokens.withUnsafeMutableBufferPointer { t in
+      for (i, j) in idx.enumerated() { try split.copyTokens(j, into: t.baseAddress! + i * T) }
+    }
+    return (tokens, try idx.map { Int(try split.label($0)) })
+  }
+
+  /// One step of the schedule on a batch: gradients, then Adam at both rates scaled for `step`
+  /// (0-based) of `options.steps`. Returns the batch's two losses.
+  func trainStep(tokens: [Int32], labels: [Int], step: Int, options o: Options, rng: inout SeededRandom)
+    -> (generative: Double, classifier: Double)
+  {
+    var mask: [UInt8] = []
+    if model.config.objective == .bert { mask = BERTMask.draw(B: labels.count, T: model.config.seq, rng: &rng) }
+    let r = gradients(tokens: tokens, mask: mask, labels: labels, generativeWeight: o.generative ? 1 : 0)
+    let scale = Self.rateScale(step: step, steps: o.steps, cosine: o.cosine)
+    update(classifierGradient: r.classifierGradient, learningRate: Float(o.learningRate * scale),
+           headLearningRate: Float((o.headLearningRate ?? o.learningRate) * scale))
+    return (r.generative, r.classifier)
+  }
+
   /// Accuracy of the classifier on images of a split (features at the final norm).
-  public func accuracy(_ split: TokenSplit, indices: [Int], batch: Int = 64) throws -> Double {
-    let C = model.config.embd, T = split.sequenceLength, L = model.config.layers
+  public func accuracy(_ split: TokenSplit, indices: [Int], batch size: Int = 64) throws -> Double {
+    let T = split.sequenceLength, L = model.config.layers
     var correct = 0
-    for start in stride(from: 0, to: indices.count, by: batch) {
-      let idx = Array(indices[start..<min(indices.count, start + batch)])
-      var tokens = [Int32](repeating: 0, count: idx.count * T)
-      try tokens.withUnsafeMutableBufferPointer { t in
-        for (i, j) in idx.enumerated() { try split.copyTokens(j, into: t.baseAddress! + i * T) }
-      }
+    for start in stride(from: 0, to: indices.count, by: size) {
+      let (tokens, labels) = try batch(split, indices: Array(indices[start..<min(indices.count, start + size)]))
       var mask: [UInt8] = []
       if model.config.objective == .bert {
         var rng = SeededRandom(seed: UInt64(start) &+ 77)
-        mask = BERTMask.draw(B: idx.count, T: T, rng: &rng)
+        mask = BERTMask.draw(B: labels.count, T: T, rng: &rng)
       }
       let pooled = tokens.withUnsafeBufferPointer { tk in
         mask.withUnsafeBufferPointer { mk in
-          model.allFeatures(tokens: tk.baseAddress!, mask: mask.isEmpty ? nil : mk.baseAddress, batch: idx.count)[L]
+          model.allFeatures(tokens: tk.baseAddress!, mask: mask.isEmpty ? nil : mk.baseAddress, batch: labels.count)[L]
         }
       }
-      let labels = try idx.map { Int(try split.label($0)) }
       correct += classify(pooled, labels: labels).correct
-      _ = C
     }
     return Double(correct) / Double(max(1, indices.count))
   }
@@ -183,7 +201,8 @@ public final class FineTuner {
     public var valAccuracy: Double
     public var testAccuracy: Double
     public var trainAccuracy: Double
-    /// Rows of [step, L_gen, L_clf, val accuracy], one per evaluation.
+    /// Rows of [step, L_gen, L_clf, val accuracy], one per evaluation; the losses are the mean
+    /// over the training batches since the previous evaluation.
     public var history: [[Double]]
     public var learningRate: Double?
     public var headLearningRate: Double?
@@ -199,7 +218,6 @@ public final class FineTuner {
     var rng = SeededRandom(seed: o.seed)
     var order = trainIndices
     var position = order.count
-    let T = train.sequenceLength
     var best = (acc: try accuracy(val, indices: valIndices), step: 0,
                 params: Array(UnsafeBufferPointer(start: model.params, count: model.parameterCount)), w: wclf, b: bclf)
     let started = headFromProbe ? "head from a linear probe" : "zero classifier"
@@ -207,6 +225,8 @@ public final class FineTuner {
     var history: [[Double]] = []
     var sinceBest = 0
     var step = 0
+    // the batches' mean losses and the time since the last evaluation
+    var interval = (generative: 0.0, classifier: 0.0, steps: 0, images: 0, start: Date())
     while step < o.steps {
       if position + o.batch > order.count {
         for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
@@ -214,22 +234,21 @@ public final class FineTuner {
       }
       let idx = Array(order[position..<min(order.count, position + o.batch)])
       position += idx.count
-      var tokens = [Int32](repeating: 0, count: idx.count * T)
-      try tokens.withUnsafeMutableBufferPointer { t in
-        for (i, j) in idx.enumerated() { try train.copyTokens(j, into: t.baseAddress! + i * T) }
-      }
-      var mask: [UInt8] = []
-      if model.config.objective == .bert { mask = BERTMask.draw(B: idx.count, T: T, rng: &rng) }
-      let labels = try idx.map { Int(try train.label($0)) }
-      let r = gradients(tokens: tokens, mask: mask, labels: labels, generativeWeight: o.generative ? 1 : 0)
-      let scale = Self.rateScale(step: step, steps: o.steps, cosine: o.cosine)
-      update(classifierGradient: r.classifierGradient, learningRate: Float(o.learningRate * scale),
-             headLearningRate: Float((o.headLearningRate ?? o.learningRate) * scale))
+      let (tokens, labels) = try batch(train, indices: idx)
+      let r = trainStep(tokens: tokens, labels: labels, step: step, options: o, rng: &rng)
+      interval.generative += r.generative
+      interval.classifier += r.classifier
+      interval.steps += 1
+      interval.images += labels.count
       step += 1
       if step % o.evalEvery == 0 || step == o.steps {
+        let seconds = Date().timeIntervalSince(interval.start)
+        let gen = interval.generative / Double(interval.steps), clf = interval.classifier / Double(interval.steps)
         let acc = try accuracy(val, indices: valIndices)
-        history.append([Double(step), r.generative, r.classifier, acc])
-        log(String(format: "fine-tune: step %d  L_gen %.4f  L_clf %.4f  val accuracy %.4f", step, r.generative, r.classifier, acc))
+        history.append([Double(step), gen, clf, acc])
+        log(String(format: "fine-tune: step %d  L_gen %.4f  L_clf %.4f  val accuracy %.4f  (%.1f images/s)", step, gen, clf, acc,
+                   Double(interval.images) / max(seconds, 1e-9)))
+        interval = (0, 0, 0, 0, Date())
         if acc > best.acc {
           best = (acc, step, Array(UnsafeBufferPointer(start: model.params, count: model.parameterCount)), wclf, bclf)
           sinceBest = 0

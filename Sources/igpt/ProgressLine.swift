@@ -6,7 +6,17 @@ import Foundation
 final class ProgressLine {
   private let isTTY = isatty(STDERR_FILENO) != 0
   /// Seconds between progress lines in a log (IGPT_PROGRESS_SECONDS overrides; default 30).
-  private let logInterval = ProcessInfo.processInfo.environment["IGPT_PROGRESS_SECONDS"].flatMap(Double.init) ?? 30
+  private let logInterval = ProgressLine.configuredInterval
+
+  /// IGPT_PROGRESS_SECONDS, read once per process; a value that is not a number of seconds is
+  /// said once on stderr and the default kept.
+  static let configuredInterval: Double = {
+    let fallback = 30.0
+    guard let text = ProcessInfo.processInfo.environment["IGPT_PROGRESS_SECONDS"] else { return fallback }
+    if let seconds = Double(text.trimmingCharacters(in: .whitespaces)), seconds.isFinite, seconds >= 0 { return seconds }
+    FileHandle.standardError.write(Data("igpt: ignoring IGPT_PROGRESS_SECONDS=\(text) (not a number of seconds >= 0); progress lines every \(Int(fallback)) s\n".utf8))
+    return fallback
+  }()
   private var phase = ""
   private var lastDraw = Date.distantPast
   private var lastLog = Date()

@@ -176,6 +176,12 @@ extension ProbeJobTests {
     #expect(headRate.status != 0 && headRate.stderr.contains("--finetune-head-lr must be positive"), "\(headRate.stderr)")
     let every = try IGPTBinary.run(["probe", "run", "--checkpoint", ref, "--finetune", "--finetune-eval-every", "0"])
     #expect(every.status != 0 && every.stderr.contains("--finetune-eval-every must be at least 1"), "\(every.stderr)")
+    for (flag, value, error) in [("--finetune-head-images", "5", "--finetune-head-images must be at least 10"),
+                                 ("--finetune-val-images", "0", "--finetune-val-images must be at least 1"),
+                                 ("--finetune-steps", "0", "--finetune-steps must be at least 1")] {
+      let bad = try IGPTBinary.run(["probe", "run", "--checkpoint", ref, "--finetune", flag, value])
+      #expect(bad.status != 0 && bad.stderr.contains(error), "\(flag) \(value): \(bad.stderr)")
+    }
     let benchLayers = try IGPTBinary.run(["bench", "--features", "--feature-layers", "9", "--layers", "2"])
     #expect(benchLayers.status != 0 && benchLayers.stderr.contains("--feature-layers 9: expected"), "\(benchLayers.stderr)")
     let zero = try IGPTBinary.run(["probe", "run", "--checkpoint", ref, "--batch", "0"])
@@ -184,11 +190,14 @@ extension ProbeJobTests {
     let logged = try IGPTBinary.run(["probe", "run", "--checkpoint", ref, "--layers", "1", "--batch", "8"], environment: ["IGPT_PROGRESS_SECONDS": "0"])
     #expect(logged.status == 0 && logged.stderr.contains(#/features \d+/\d+ \(\d+%\) after \d+s/#) && logged.stderr.contains("features done in"),
             "\(logged.stderr)")
+    let unparsable = try IGPTBinary.run(["probe", "run", "--checkpoint", ref, "--layers", "1", "--batch", "8"], environment: ["IGPT_PROGRESS_SECONDS": "soon"])
+    #expect(unparsable.status == 0 && unparsable.stderr.contains("ignoring IGPT_PROGRESS_SECONDS=soon (not a number of seconds >= 0)"), "\(unparsable.stderr)")
     let low = try IGPTBinary.run(["probe", "run", "--checkpoint", ref, "--layers", "1", "--labels-per-class", "3"])
     #expect(low.status == 0 && low.stderr.contains("6 train"), "\(low.stderr)")
     let ft = try IGPTBinary.run(["probe", "run", "--checkpoint", ref, "--finetune", "--finetune-head", "probe", "--finetune-steps", "20", "--finetune-head-lr", "0.003",
                                  "--finetune-eval-every", "10", "--finetune-out", s.dir + "/ft"])
     #expect(ft.status == 0 && ft.stdout.contains("fine-tuned (L_GEN + L_CLF)"), "\(ft.stderr)")
+    #expect(ft.stderr.contains(#/fine-tune: step 10  L_gen \d\.\d{4}  L_clf \d\.\d{4}  val accuracy \d\.\d{4}  \(\d+\.\d images\/s\)/#), "\(ft.stderr)")
     for f in ["model.safetensors", "classifier.safetensors", "finetune.json"] {
       #expect(FileManager.default.fileExists(atPath: s.dir + "/ft/" + f), "\(f)")
     }

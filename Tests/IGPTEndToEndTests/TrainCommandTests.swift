@@ -94,6 +94,13 @@ import Testing
     let (store, config) = try Self.setUp()
     let dir = Fixtures.directory("e2eeval")
     #expect(try IGPTBinary.run(["train", "--config", config, "--run", dir]).status == 0)
+    // samples that cannot be written (RUN/samples is a file) are said on the validation line;
+    // training goes on to its end and checkpoint
+    let blocked = Fixtures.directory("e2eeval-blocked")
+    try "not a directory".write(toFile: blocked + "/samples", atomically: true, encoding: .utf8)
+    let b = try IGPTBinary.run(["train", "--config", config, "--run", blocked])
+    #expect(b.status == 0 && b.stderr.contains("step 4: val loss") && b.stderr.contains("samples not written to \(blocked)/samples"), "\(b.stderr)")
+    #expect(FileManager.default.fileExists(atPath: blocked + "/checkpoints/step-00000008/model.safetensors"))
     let e = try IGPTBinary.run(["eval", "--checkpoint", dir, "--split", "test"])
     #expect(e.status == 0, "\(e.stderr)")
     let j = try IGPTBinary.json(e.stdout)

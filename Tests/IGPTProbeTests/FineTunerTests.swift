@@ -68,6 +68,30 @@ import Testing
     #expect(FineTuner.rateScale(step: 60, steps: 100, cosine: false) == 1)
   }
 
+  /// A training step's Adam update gets the rates scaled for its step: halfway through a cosine
+  /// at twice the rates moves every parameter exactly as the first step at the rates does.
+  @Test func aStepOnTheCosineUpdatesAtTheScaledRates() throws {
+    Parallel.threads = 2
+    func tunedAt(step: Int, rate: Double, cosine: Bool) throws -> [Float] {
+      let model = try IGPT(config: ModelConfig(layers: 1, embd: 16, heads: 2, seq: 8, vocab: 5, objective: .ar))
+      model.initialize(seed: 5)
+      let f = FineTuner(model: model, classes: 3)
+      var o = FineTuner.Options()
+      o.steps = 4
+      o.cosine = cosine
+      o.learningRate = rate
+      o.headLearningRate = 10 * rate
+      var data = SeededRandom(seed: 6), rng = SeededRandom(seed: 7)
+      let tokens = (0..<(4 * 8)).map { _ in Int32(data.next() % 5) }
+      _ = f.trainStep(tokens: tokens, labels: [0, 1, 2, 1], step: step, options: o, rng: &rng)
+      return Array(UnsafeBufferPointer(start: model.params, count: model.parameterCount)) + f.wclf + f.bclf
+    }
+    let first = try tunedAt(step: 0, rate: 1e-3, cosine: true)
+    #expect(try tunedAt(step: 2, rate: 2e-3, cosine: true) == first, "the cosine is 1/2 at step 2 of 4")
+    #expect(try tunedAt(step: 2, rate: 1e-3, cosine: false) == first, "constant rates do not decay")
+    #expect(try tunedAt(step: 2, rate: 1e-3, cosine: true) != first)
+  }
+
   @Test func aHeadStartedFromAProbeIsKeptAndSaidSo() throws {
     let model = try IGPT(config: ModelConfig(layers: 1, embd: 16, heads: 2, seq: 8, vocab: 5, objective: .ar))
     let f = FineTuner(model: model, classes: 3)
