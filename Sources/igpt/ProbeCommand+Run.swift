@@ -52,11 +52,18 @@ extension ProbeCommand {
     var finetuneCosine = false
     @Option(name: .customLong("finetune-val-images"), help: "Val images the early stopping checks (default: all of val).")
     var finetuneValImages: Int?
-    @Option(name: .customLong("finetune-out"), help: "Directory for the fine-tuned checkpoint (model.safetensors, classifier.safetensors, finetune.json).")
+    @Option(name: .customLong("finetune-out"), help: "A new directory for the fine-tuned checkpoint (model.safetensors, classifier.safetensors, finetune.json), written only when complete.")
     var finetuneOut: String?
 
     func runFineTune(model: IGPT, store: TokenStore, train: TokenSplit, trainIdx: [Int], val: TokenSplit, valIdx: [Int],
                      test: TokenSplit, testIdx: [Int]) throws {
+      // the output directory is claimed before the work (an existing one is refused now, not after
+      // an hour) and appears only complete
+      let outDir = try finetuneOut.map { out -> AtomicDirectory in
+        try FileManager.default.createDirectory(atPath: (out as NSString).deletingLastPathComponent.isEmpty ? "." : (out as NSString).deletingLastPathComponent,
+                                                withIntermediateDirectories: true)
+        return try AtomicDirectory(destination: out)
+      }
       let classes = (try (trainIdx.map { Int(try train.label($0)) } + valIdx.map { Int(try val.label($0)) }).max() ?? 0) + 1
       let tuner = FineTuner(model: model, classes: classes)
       let valIdx = Array(valIdx.prefix(finetuneValImages ?? valIdx.count))
@@ -77,9 +84,8 @@ extension ProbeCommand {
       print(String(format: "fine-tuned (%@): best val accuracy %.4f at step %d; %@ accuracy %.4f; train accuracy %.4f",
                    (clfOnly ? "L_CLF" : "L_GEN + L_CLF") as NSString, report.valAccuracy, report.bestStep, split as NSString,
                    report.testAccuracy, report.trainAccuracy))
-      if let dir = finetuneOut {
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let modelBytes = try model.huggingFaceSafetensors(extraMetadata: ["finetuned_from": checkpoint ?? ""])
+      if let outDir {
+        try outDir.write(try model.huggingFaceSafetensors(extraMetadata: ["finetuned_from": checkpoint ?? ""]), to: "model.safetensors")
         let C = model.config.embd
         let clf = try tuner.wclf.withUnsafeBufferPointer { w in
           try tuner.bclf.withUnsafeBufferPointer { b in
@@ -87,12 +93,12 @@ extension ProbeCommand {
                                    metadata: ["input": "mean over positions of ln_f output", "classes": "\(classes)"])
           }
         }
-        try modelBytes.write(to: URL(fileURLWithPath: dir + "/model.safetensors"), options: .atomic)
-        try clf.write(to: URL(fileURLWithPath: dir + "/classifier.safetensors"), options: .atomic)
+        try outDir.write(clf, to: "classifier.safetensors")
         let e = JSONEncoder()
         e.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try e.encode(report).write(to: URL(fileURLWithPath: dir + "/finetune.json"), options: .atomic)
-        logLine("wrote \(dir)/model.safetensors, classifier.safetensors, finetune.json")
+        try outDir.write(try e.encode(report), to: "finetune.json")
+        try outDir.commit()
+        logLine("wrote \(outDir.destination)/model.safetensors, classifier.safetensors, finetune.json")
       }
     }
 
@@ -133,6 +139,9 @@ extension ProbeCommand {
       if finetuneHeadImages < 10 { throw ValidationError("--finetune-head-images must be at least 10") }
       if let n = finetuneValImages, n < 1 { throw ValidationError("--finetune-val-images must be at least 1") }
       if finetuneEvalEvery < 1 { throw ValidationError("--finetune-eval-every must be at least 1") }
+      if let out = finetuneOut, FileManager.default.fileExists(atPath: out) {
+        throw ValidationError("--finetune-out \(out) already exists: choose a new directory or remove it")
+      }
     }
 
     static func pad(_ s: String) -> String { s.count >= 10 ? s : s + String(repeating: " ", count: 10 - s.count) }

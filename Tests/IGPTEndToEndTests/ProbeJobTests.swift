@@ -201,6 +201,10 @@ extension ProbeJobTests {
     for f in ["model.safetensors", "classifier.safetensors", "finetune.json"] {
       #expect(FileManager.default.fileExists(atPath: s.dir + "/ft/" + f), "\(f)")
     }
+    // a finished fine-tune is not overwritten: refused before any work; nothing temporary is left
+    let again = try IGPTBinary.run(["probe", "run", "--checkpoint", ref, "--finetune", "--finetune-steps", "1", "--finetune-out", s.dir + "/ft"])
+    #expect(again.status != 0 && again.stderr.contains("--finetune-out \(s.dir)/ft already exists"), "\(again.stderr)")
+    #expect(try FileManager.default.contentsOfDirectory(atPath: s.dir).filter { $0.hasPrefix(".ft") }.isEmpty)
     let tuned = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: s.dir + "/ft/finetune.json"))) as? [String: Any] ?? [:]
     #expect(tuned["headLearningRate"] as? Double == 0.003 && tuned["learningRate"] as? Double == 3e-4, "\(tuned)")
     #expect((tuned["history"] as? [[Double]])?.map { $0[0] } == [10, 20], "evaluated every 10 steps")
