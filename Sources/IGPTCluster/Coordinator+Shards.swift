@@ -80,6 +80,7 @@ extension Coordinator {
       while let m = socket.receive() { handle(m) }
       let now = Date()
       heartbeatIfDue(now: now)
+      excuseOwnStall(now: now)
       try checkShards(now: now)
       if now.timeIntervalSince(lastNote) >= 10 {
         lastNote = now

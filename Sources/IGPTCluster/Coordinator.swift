@@ -74,6 +74,8 @@ public final class Coordinator {
   var waitingHellos: [(Message, Data, String)] = []
   var lastHeartbeat = Date.distantPast
   var lastWaitingNote = Date.distantPast
+  /// How long the loops went without listening (a stall of this process is not its peers' silence).
+  var listening = ListeningClock()
 
   public init(run: TrainingRun, options: Options) throws {
     self.training = run
@@ -144,6 +146,7 @@ public final class Coordinator {
       }
       reloadAllowListIfAsked()
       heartbeatIfDue(now: now)
+      excuseOwnStall(now: Date())
       expire(now: Date())
       try checkShards(now: Date())
       noteWaitingIfDue(now: now)
@@ -156,6 +159,19 @@ public final class Coordinator {
     lastWaitingNote = now
     let have = members.count == 0 ? "none connected" : "\(eligibleWorkers) of \(options.waitForWorkers) (--wait-for) ready"
     events.say("waiting for workers at step \(trainer.step): \(have) (start one with: igpt worker --connect \(endpoint))")
+  }
+
+  /// Before judging silence: the time this process went without listening (stopped, starved,
+  /// a long checkpoint write) is excused to every worker and shard, whose heartbeats of that
+  /// time may still be queued behind the loop's 256-message turn or not yet sent.
+  func excuseOwnStall(now: Date) {
+    let away = listening.away(now: now, allowance: interval)
+    guard away > 0 else { return }
+    members.excuse(away, now: now)
+    shards?.excuse(away, now: now)
+    if away >= interval * Double(config.cluster.heartbeatMisses) {
+      events.say(String(format: "this coordinator did not listen for %.1f s (stopped or starved?): not counted as its peers' silence", away + interval))
+    }
   }
 
   /// Heartbeats to every worker and shard, once per interval.

@@ -70,6 +70,11 @@ struct Membership {
     workers[id]?.bytesSent += bytes
   }
 
+  /// The coordinator was away `seconds` (see `ListeningClock`): that time is not the workers' silence.
+  mutating func excuse(_ seconds: Double, now: Date) {
+    for id in workers.keys { workers[id]!.lastHeard = ListeningClock.excused(workers[id]!.lastHeard, by: seconds, now: now) }
+  }
+
   mutating func sent(_ id: Data, bytes: Int) { workers[id]?.bytesReceived += bytes }
   mutating func update(_ id: Data, _ change: (inout WorkerRecord) -> Void) {
     if workers[id] != nil { change(&workers[id]!) }

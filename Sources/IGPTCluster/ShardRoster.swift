@@ -40,6 +40,13 @@ struct ShardRoster {
     if let k = index(of: id) { members[k]!.lastHeard = now }
   }
 
+  /// The coordinator was away `seconds` (see `ListeningClock`): that time is not the shards' silence.
+  mutating func excuse(_ seconds: Double, now: Date) {
+    for k in members.indices where members[k] != nil {
+      members[k]!.lastHeard = ListeningClock.excused(members[k]!.lastHeard, by: seconds, now: now)
+    }
+  }
+
   /// Shard k is at `version` (after a restore or an update).
   mutating func reached(_ k: Int, version: UInt64) { members[k]?.version = version }
 

@@ -78,9 +78,12 @@ public final class ShardServer {
   public func run() throws -> Outcome {
     sayHello()
     var silentSince: Date?
+    var listening = ListeningClock()
     while true {
       if options.shouldStop() { return .stopped }
       let now = Date()
+      // time this process was stopped or starved is not the coordinator's silence
+      lastHeard = ListeningClock.excused(lastHeard, by: listening.away(now: now, allowance: interval), now: now)
       if now.timeIntervalSince(lastHeard) > deadAfter {
         silentSince = silentSince ?? lastHeard
         if let limit = options.giveUpAfter, now.timeIntervalSince(silentSince!) > limit { return .gaveUp }

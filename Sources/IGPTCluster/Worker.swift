@@ -154,12 +154,15 @@ public final class Worker {
     var backoff = 0.5
     var silentSince: Date?
     try connect()
+    var listening = ListeningClock()
     while true {
       if options.shouldStop() {
         socket?.close()
         return .stopped
       }
       let now = Date()
+      // time this process was stopped or starved is not the coordinator's silence
+      lastHeard = ListeningClock.excused(lastHeard, by: listening.away(now: now, allowance: interval), now: now)
       if now.timeIntervalSince(lastHeard) > deadAfter {
         silentSince = silentSince ?? lastHeard
         if let limit = options.giveUpAfter, now.timeIntervalSince(silentSince!) > limit { return .gaveUp }

@@ -43,6 +43,28 @@ import Testing
     #expect(norms("k").count == s.steps && norms("k") == norms("reference") && norms("k").allSatisfy { $0 > 0.05 })
   }
 
+  /// The whole host stalls (every process stopped for 3 s, three times the 1 s silence window,
+  /// as a paused VM or a starved machine does): on waking no process counts that time as its
+  /// peers' silence; the run goes on and gives the same bytes.
+  @Test func aStallOfEveryProcessIsNotTakenForALostPeer() throws {
+    let s = try ClusterTests.setUp("shards-stall", steps: 600)
+    let port = 5693
+    let c = try cluster.coordinator(s, run: "r", port: port, extra: ["--shards", "2"])
+    let servers = try [shard(s, port: port, own: 6301, name: "s1"), shard(s, port: port, own: 6302, name: "s2")]
+    let ws = try (1...2).map { try cluster.worker(s, port: port, name: "w\($0)") }
+    #expect(ClusterProcess.waitFor(timeout: 60) { ClusterProcess.loggedStep(runDir: s.dir + "/r") >= 40 }, "\(c.log)")
+    let all = [c] + servers + ws
+    for p in all { p.kill(SIGSTOP) }
+    sleep(3)
+    for p in all { p.kill(SIGCONT) }
+    #expect(c.wait(timeout: 120) == 0, "\(c.log)")
+    for p in servers + ws { #expect(p.wait(timeout: 10) == 0, "\(p.log)") }
+    #expect(c.log.contains("this coordinator did not listen for"), "\(c.log)")
+    #expect(ClusterProcess.events(runDir: s.dir + "/r", "shard_lost").isEmpty && ClusterProcess.events(runDir: s.dir + "/r", "dead").isEmpty)
+    for p in servers { #expect(!p.log.contains("waiting to be restored again"), "\(p.log)") }
+    cluster.expectIdentical(s, run: "r", logs: all)
+  }
+
   @Test func aKilledShardStopsTheRunAndResumingGivesTheSameModel() throws {
     let s = try ClusterTests.setUp("shards-kill", steps: 600)
     let port = 5691
