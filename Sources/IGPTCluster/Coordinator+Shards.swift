@@ -16,6 +16,12 @@ extension Coordinator {
       badInput.note("dropped a malformed shard hello from \(address)")
       return
     }
+    // after the start only this coordinator's copy of the state, if current, can restore a shard
+    if let k = roster.index(of: id), let pulled = pulledVersion, pulled != version {
+      shardStateLost = String(format: "parameter-server shard %d (%@) lost its state: it said hello again at step %d, and this coordinator holds the state of step %llu only",
+                              k + 1, roster.members[k]!.label, trainer.step, pulled)
+      return
+    }
     guard let k = roster.admit(id, h, now: Date()) else {
       send(Message(.refuse, meta: Wire.Refuse(reason: "all \(roster.count) shards are served", fatal: false)), to: id)
       return
@@ -95,6 +101,7 @@ extension Coordinator {
     try serve(until: { shards!.allAt(version) }, waiting: "\(roster.count) parameter-server shards (start them with: igpt server --connect \(endpoint))")
     for (m, id, address) in waitingHellos { hello(m, from: id, address: address) }
     waitingHellos = []
+    pulledVersion = version  // the state the shards were restored from is the trainer's
   }
 
   /// The step's update, decided from the shards' norm partials as `igpt train` decides it, and
@@ -122,6 +129,11 @@ extension Coordinator {
 
   /// A silent shard ends the run: its slice exists nowhere else since the last checkpoint.
   func checkShards(now: Date) throws {
+    if let lost = shardStateLost {
+      let last = Checkpoint.newestState(runDir: training.runDir)?.step ?? 0
+      events.record("shard_lost", ["reason": lost, "checkpoint_step": last], line: lost)
+      throw ClusterError("\(lost); the run stops at its last checkpoint (step \(last)): restart the coordinator with --resume")
+    }
     guard let roster = shards, let (k, seconds) = roster.silent(now: now, deadAfter: interval * Double(config.cluster.heartbeatMisses)).first else { return }
     let last = Checkpoint.newestState(runDir: training.runDir)?.step ?? 0
     let who = roster.members[k]!.label

@@ -70,6 +70,9 @@ public final class Coordinator {
   /// The state parts each shard sent back for the pull under way, and the version last pulled.
   var pulledParts: [Int: Set<Int>] = [:]
   var pulledVersion: UInt64?
+  /// Set when a shard lost its slice mid-run (it said hello again after updates this
+  /// coordinator has no copy of): `checkShards` stops the run with it.
+  var shardStateLost: String?
   /// Worker hellos that came before every shard was restored (answered then).
   var waitingHellos: [(Message, Data, String)] = []
   var lastHeartbeat = Date.distantPast

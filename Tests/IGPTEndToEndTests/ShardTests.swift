@@ -65,6 +65,33 @@ import Testing
     cluster.expectIdentical(s, run: "r", logs: all)
   }
 
+  /// The coordinator alone stopped for 3 s: its shards take it for gone, drop their state and
+  /// say hello again. It has no copy of the steps since its last checkpoint, so it says so and
+  /// stops there (or, stopped just after pulling the state for a checkpoint, restores them from
+  /// it and goes on); never hangs, and --resume gives the same bytes.
+  @Test func shardsThatDroppedTheirStateStopTheRunAndResumingGivesTheSameModel() throws {
+    let s = try ClusterTests.setUp("shards-forgot", steps: 600)
+    let port = 5694
+    let c1 = try cluster.coordinator(s, run: "r", port: port, extra: ["--shards", "2"])
+    let servers = try [shard(s, port: port, own: 6303, name: "s1"), shard(s, port: port, own: 6304, name: "s2")]
+    let ws = try (1...2).map { try cluster.worker(s, port: port, name: "w\($0)") }
+    #expect(ClusterProcess.waitFor(timeout: 60) { ClusterProcess.loggedStep(runDir: s.dir + "/r") >= 40 }, "\(c1.log)")
+    c1.kill(SIGSTOP)
+    sleep(3)
+    c1.kill(SIGCONT)
+    let status = c1.wait(timeout: 120)
+    #expect(status != nil, "the coordinator hung: \(c1.log)")
+    var last = c1
+    if status != 0 {
+      #expect(c1.log.contains("lost its state: it said hello again at step") && c1.log.contains("restart the coordinator with --resume"), "\(c1.log)")
+      #expect(ClusterProcess.events(runDir: s.dir + "/r", "shard_lost").count == 1)
+      last = try cluster.coordinator(s, run: "r", port: port, extra: ["--shards", "2", "--resume"])
+      #expect(last.wait(timeout: 120) == 0, "\(last.log)")
+    }
+    for p in servers + ws { #expect(p.wait(timeout: 10) == 0, "\(p.log)") }
+    cluster.expectIdentical(s, run: "r", logs: [last] + servers + ws)
+  }
+
   @Test func aKilledShardStopsTheRunAndResumingGivesTheSameModel() throws {
     let s = try ClusterTests.setUp("shards-kill", steps: 600)
     let port = 5691
