@@ -43,16 +43,24 @@ import Testing
     #expect(norms("k").count == s.steps && norms("k") == norms("reference") && norms("k").allSatisfy { $0 > 0.05 })
   }
 
+  /// Run "r" of `s` through a coordinator, two shards (on `shardPorts` and the next port) and two
+  /// workers, once it has logged step 40.
+  func runningWithTwoShards(_ s: ClusterTests.Setup, port: Int, shardPorts: Int) throws
+    -> (coordinator: ClusterProcess, servers: [ClusterProcess], workers: [ClusterProcess])
+  {
+    let c = try cluster.coordinator(s, run: "r", port: port, extra: ["--shards", "2"])
+    let servers = try [shard(s, port: port, own: shardPorts, name: "s1"), shard(s, port: port, own: shardPorts + 1, name: "s2")]
+    let ws = try (1...2).map { try cluster.worker(s, port: port, name: "w\($0)") }
+    #expect(ClusterProcess.waitFor(timeout: 60) { ClusterProcess.loggedStep(runDir: s.dir + "/r") >= 40 }, "\(c.log)")
+    return (c, servers, ws)
+  }
+
   /// The whole host stalls (every process stopped for 3 s, three times the 1 s silence window,
   /// as a paused VM or a starved machine does): on waking no process counts that time as its
   /// peers' silence; the run goes on and gives the same bytes.
   @Test func aStallOfEveryProcessIsNotTakenForALostPeer() throws {
     let s = try ClusterTests.setUp("shards-stall", steps: 600)
-    let port = 5693
-    let c = try cluster.coordinator(s, run: "r", port: port, extra: ["--shards", "2"])
-    let servers = try [shard(s, port: port, own: 6301, name: "s1"), shard(s, port: port, own: 6302, name: "s2")]
-    let ws = try (1...2).map { try cluster.worker(s, port: port, name: "w\($0)") }
-    #expect(ClusterProcess.waitFor(timeout: 60) { ClusterProcess.loggedStep(runDir: s.dir + "/r") >= 40 }, "\(c.log)")
+    let (c, servers, ws) = try runningWithTwoShards(s, port: 5693, shardPorts: 6301)
     let all = [c] + servers + ws
     for p in all { p.kill(SIGSTOP) }
     sleep(3)
@@ -72,10 +80,7 @@ import Testing
   @Test func shardsThatDroppedTheirStateStopTheRunAndResumingGivesTheSameModel() throws {
     let s = try ClusterTests.setUp("shards-forgot", steps: 600)
     let port = 5694
-    let c1 = try cluster.coordinator(s, run: "r", port: port, extra: ["--shards", "2"])
-    let servers = try [shard(s, port: port, own: 6303, name: "s1"), shard(s, port: port, own: 6304, name: "s2")]
-    let ws = try (1...2).map { try cluster.worker(s, port: port, name: "w\($0)") }
-    #expect(ClusterProcess.waitFor(timeout: 60) { ClusterProcess.loggedStep(runDir: s.dir + "/r") >= 40 }, "\(c1.log)")
+    let (c1, servers, ws) = try runningWithTwoShards(s, port: port, shardPorts: 6303)
     c1.kill(SIGSTOP)
     sleep(3)
     c1.kill(SIGCONT)
