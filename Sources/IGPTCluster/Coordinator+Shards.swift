@@ -16,10 +16,10 @@ extension Coordinator {
       badInput.note("dropped a malformed shard hello from \(address)")
       return
     }
-    // after the start only this coordinator's copy of the state, if current, can restore a shard
-    if let k = roster.index(of: id), let pulled = pulledVersion, pulled != version {
-      shardStateLost = String(format: "parameter-server shard %d (%@) lost its state: it said hello again at step %d, and this coordinator holds the state of step %llu only",
-                              k + 1, roster.members[k]!.label, trainer.step, pulled)
+    if let k = roster.index(of: id),
+       let why = ShardRoster.whyUnrestorable(pulledVersion: pulledVersion, version: version,
+                                             gradientSent: phase.training && scheduler.anySent(.training)) {
+      shardStateLost = "parameter-server shard \(k + 1) (\(roster.members[k]!.label)) lost its state: it said hello again at step \(trainer.step), and \(why)"
       return
     }
     guard let k = roster.admit(id, h, now: Date()) else {

@@ -30,7 +30,10 @@ struct ShardRoster {
 
   /// A shard's hello: the slice it is given, or nil when every slice is served.
   mutating func admit(_ id: Data, _ hello: Wire.ShardHello, now: Date) -> Int? {
-    if let k = index(of: id) { members[k] = nil }  // said hello again: restored afresh
+    if let k = index(of: id) {  // said hello again: restored afresh, its partials gone with its sum
+      members[k] = nil
+      partials[k] = nil
+    }
     guard let k = members.firstIndex(where: { $0 == nil }) else { return nil }
     members[k] = Member(id: id, hello: hello, version: nil, lastHeard: now)
     return k
@@ -78,6 +81,17 @@ struct ShardRoster {
       Wire.ShardEndpoint(endpoint: m!.hello.endpoint, lower: plan.elements(k).lowerBound, upper: plan.elements(k).upperBound,
                          publicKey: m!.hello.publicKey)
     }
+  }
+
+  /// Why a shard that said hello again mid-run cannot be restored from the coordinator's copy
+  /// of the state (nil: it can). Only a copy of the current version restores it, and only
+  /// while none of the step's gradient has gone out to be summed: the shards' partial sums of
+  /// the step exist nowhere else. `pulledVersion` is nil until the shards are first restored.
+  static func whyUnrestorable(pulledVersion: UInt64?, version: UInt64, gradientSent: Bool) -> String? {
+    guard let pulled = pulledVersion else { return nil }
+    if pulled != version { return "this coordinator holds the state of step \(pulled) only" }
+    if gradientSent { return "the gradient of step \(version + 1) it was summing exists nowhere else" }
+    return nil
   }
 
   /// Shards not heard from for longer than `deadAfter` seconds, with the silence.

@@ -79,6 +79,24 @@ import Testing
 @Suite struct ShardRosterTests {
   static func hello(_ name: String) -> Wire.ShardHello { Wire.ShardHello(name: name, host: "h", pid: 1, endpoint: "tcp://h:\(name.count)") }
 
+  /// A shard that said hello again is restored from the coordinator's copy only if that copy is
+  /// the current version and none of the step's gradient went out (its partial sums are gone).
+  @Test func aShardThatSaidHelloAgainIsRestoredOnlyBeforeTheStepsGradientWentOut() throws {
+    #expect(ShardRoster.whyUnrestorable(pulledVersion: nil, version: 0, gradientSent: true) == nil)  // the start
+    #expect(ShardRoster.whyUnrestorable(pulledVersion: 40, version: 40, gradientSent: false) == nil)
+    #expect(ShardRoster.whyUnrestorable(pulledVersion: 40, version: 40, gradientSent: true)?.contains("gradient of step 41") == true)
+    #expect(ShardRoster.whyUnrestorable(pulledVersion: 39, version: 40, gradientSent: false)?.contains("state of step 39 only") == true)
+    // its partials of the step go with it: the norm waits for them again
+    let plan = try ShardPlan(total: 1000, shards: 2)
+    var r = ShardRoster(plan: plan)
+    _ = r.admit(Data([1]), Self.hello("a"), now: Date())
+    _ = r.admit(Data([2]), Self.hello("b"), now: Date())
+    for k in 0..<2 { _ = r.partials(k, step: 5, plan.chunks(k).map { _ in 1 }) }
+    #expect(r.norm(step: 5) != nil)
+    #expect(r.admit(Data([2]), Self.hello("b"), now: Date()) == 1)
+    #expect(r.norm(step: 5) == nil)
+  }
+
   @Test func slicesGoInOrderOfArrivalAndTheNormWaitsForEveryShard() throws {
     let plan = try ShardPlan(total: 1000, shards: 3)
     var r = ShardRoster(plan: plan)

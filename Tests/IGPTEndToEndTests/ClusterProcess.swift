@@ -47,11 +47,11 @@ final class ClusterProcess {
   }
 
   /// Waits until the condition holds (polling), false on timeout.
-  static func waitFor(timeout: Double, _ condition: () -> Bool) -> Bool {
+  static func waitFor(timeout: Double, poll: Double = 0.02, _ condition: () -> Bool) -> Bool {
     let deadline = Date().addingTimeInterval(timeout)
     while Date() < deadline {
       if condition() { return true }
-      usleep(20_000)
+      usleep(UInt32(poll * 1e6))
     }
     return condition()
   }
