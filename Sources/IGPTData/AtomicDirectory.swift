@@ -8,7 +8,8 @@ public final class AtomicDirectory {
   public let temporary: String
   private var committed = false
 
-  /// Fails if the destination already exists.
+  /// Fails if the destination already exists; missing parent directories are created (as
+  /// `mkdir -p` would: `--out data/x` works in a fresh checkout).
   public init(destination: String) throws {
     let fm = FileManager.default
     let dest = (destination as NSString).standardizingPath
@@ -18,8 +19,12 @@ public final class AtomicDirectory {
     let parent = (dest as NSString).deletingLastPathComponent
     let parentDir = parent.isEmpty ? "." : parent
     var isDir: ObjCBool = false
-    guard fm.fileExists(atPath: parentDir, isDirectory: &isDir), isDir.boolValue else {
-      throw DataError.file(parentDir, "parent directory does not exist")
+    if !fm.fileExists(atPath: parentDir, isDirectory: &isDir) {
+      do { try fm.createDirectory(atPath: parentDir, withIntermediateDirectories: true) } catch {
+        throw DataError.file(parentDir, "cannot create the parent directory (\(error.localizedDescription))")
+      }
+    } else if !isDir.boolValue {
+      throw DataError.file(parentDir, "is not a directory")
     }
     self.destination = dest
     let name = (dest as NSString).lastPathComponent

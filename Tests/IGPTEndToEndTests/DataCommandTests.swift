@@ -62,14 +62,14 @@ import Testing
     Fixtures.folderDataset(at: src + "/test", classes: ["x", "y"], perClass: 2, side: 8)
     let out = Fixtures.directory("showout")
     let r = try IGPTBinary.run(["prepare", "--dataset", src, "--resolution", "4", "--palette", "3",
-                                "--out", out + "/store", "--val-fraction", "0.2"])
+                                "--out", out + "/data/store", "--val-fraction", "0.2"])  // data/ does not exist yet
     #expect(r.status == 0, "\(r.stderr)")
     #expect(r.stdout.contains("train 8") && r.stdout.contains("val 2") && r.stdout.contains("test 4"))
-    let s = try IGPTBinary.run(["show", out + "/store", "--split", "test", "--count", "4", "--out", out + "/grid.png"])
+    let s = try IGPTBinary.run(["show", out + "/data/store", "--split", "test", "--count", "4", "--out", out + "/grid.png"])
     #expect(s.status == 0, "\(s.stderr)")
     let png = FileManager.default.contents(atPath: out + "/grid.png") ?? Data()
     #expect(png.prefix(4) == Data([0x89, 0x50, 0x4E, 0x47]))
-    let missing = try IGPTBinary.run(["show", out + "/store", "--split", "nope", "--out", out + "/x.png"])
+    let missing = try IGPTBinary.run(["show", out + "/data/store", "--split", "nope", "--out", out + "/x.png"])
     #expect(missing.status != 0 && missing.stderr.contains("no split 'nope'"))
   }
 
