@@ -212,9 +212,10 @@ public final class FineTuner {
     public var headFromProbe: Bool?
   }
 
-  /// Fine-tunes on train, early-stops on val, restores the best state and reports accuracies.
+  /// Fine-tunes on train, early-stops on val, restores the best state and reports accuracies;
+  /// `progress` hears (steps done, most steps) after every step.
   public func run(train: TokenSplit, trainIndices: [Int], val: TokenSplit, valIndices: [Int], test: TokenSplit, testIndices: [Int],
-                  options o: Options, log: (String) -> Void) throws -> Report {
+                  options o: Options, log: (String) -> Void, progress: (Int, Int) -> Void = { _, _ in }) throws -> Report {
     var rng = SeededRandom(seed: o.seed)
     var order = trainIndices
     var position = order.count
@@ -241,6 +242,7 @@ public final class FineTuner {
       interval.steps += 1
       interval.images += labels.count
       step += 1
+      progress(step, o.steps)
       if step % o.evalEvery == 0 || step == o.steps {
         let seconds = Date().timeIntervalSince(interval.start)
         let gen = interval.generative / Double(interval.steps), clf = interval.classifier / Double(interval.steps)

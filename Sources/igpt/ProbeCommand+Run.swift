@@ -79,8 +79,12 @@ extension ProbeCommand {
       o.cosine = finetuneCosine
       o.batch = min(batch, 32)
       o.seed = seed
+      // between evaluations (minutes apart) a progress line: on a terminal a bar, in a log a line
+      // every IGPT_PROGRESS_SECONDS
+      let line = ProgressLine()
       let report = try tuner.run(train: train, trainIndices: trainIdx, val: val, valIndices: valIdx, test: test, testIndices: testIdx,
-                                 options: o, log: logLine)
+                                 options: o, log: line.log, progress: { line.update("fine-tune steps", $0, $1) })
+      line.finish()
       print(String(format: "fine-tuned (%@): best val accuracy %.4f at step %d; %@ accuracy %.4f; train accuracy %.4f",
                    (clfOnly ? "L_CLF" : "L_GEN + L_CLF") as NSString, report.valAccuracy, report.bestStep, split as NSString,
                    report.testAccuracy, report.trainAccuracy))

@@ -54,6 +54,11 @@ final class ProgressLine {
     }
   }
 
+  /// A log line during the phase: on a terminal it replaces the bar, which the next update draws again.
+  func log(_ s: String) {
+    write(isTTY && !phase.isEmpty ? "\r\u{1B}[K" + s + "\n" : s + "\n")
+  }
+
   /// Ends the last phase's line after success.
   func finish() {
     if !phase.isEmpty { finishPhase() }

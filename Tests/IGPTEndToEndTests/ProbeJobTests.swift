@@ -195,8 +195,10 @@ extension ProbeJobTests {
     let low = try IGPTBinary.run(["probe", "run", "--checkpoint", ref, "--layers", "1", "--labels-per-class", "3"])
     #expect(low.status == 0 && low.stderr.contains("6 train"), "\(low.stderr)")
     let ft = try IGPTBinary.run(["probe", "run", "--checkpoint", ref, "--finetune", "--finetune-head", "probe", "--finetune-steps", "20", "--finetune-head-lr", "0.003",
-                                 "--finetune-eval-every", "10", "--finetune-out", s.dir + "/ft"])
+                                 "--finetune-eval-every", "10", "--finetune-out", s.dir + "/ft"], environment: ["IGPT_PROGRESS_SECONDS": "0"])
     #expect(ft.status == 0 && ft.stdout.contains("fine-tuned (L_GEN + L_CLF)"), "\(ft.stderr)")
+    // between evaluations a log shows the steps done
+    #expect(ft.stderr.contains(#/fine-tune steps 1\d/20 \(\d+%\) after \d+s/#) && ft.stderr.contains("fine-tune steps done in"), "\(ft.stderr)")
     #expect(ft.stderr.contains(#/fine-tune: step 10  L_gen \d\.\d{4}  L_clf \d\.\d{4}  val accuracy \d\.\d{4}  \(\d+\.\d images\/s\)/#), "\(ft.stderr)")
     for f in ["model.safetensors", "classifier.safetensors", "finetune.json"] {
       #expect(FileManager.default.fileExists(atPath: s.dir + "/ft/" + f), "\(f)")
