@@ -59,11 +59,7 @@ extension ProbeCommand {
                      test: TokenSplit, testIdx: [Int]) throws {
       // the output directory is claimed before the work (an existing one is refused now, not after
       // an hour) and appears only complete
-      let outDir = try finetuneOut.map { out -> AtomicDirectory in
-        try FileManager.default.createDirectory(atPath: (out as NSString).deletingLastPathComponent.isEmpty ? "." : (out as NSString).deletingLastPathComponent,
-                                                withIntermediateDirectories: true)
-        return try AtomicDirectory(destination: out)
-      }
+      let outDir = try finetuneOut.map { try AtomicDirectory(destination: $0) }
       let classes = (try (trainIdx.map { Int(try train.label($0)) } + valIdx.map { Int(try val.label($0)) }).max() ?? 0) + 1
       let tuner = FineTuner(model: model, classes: classes)
       let valIdx = Array(valIdx.prefix(finetuneValImages ?? valIdx.count))
